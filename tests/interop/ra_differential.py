@@ -1,0 +1,507 @@
+"""Differential harness: the answers real Ra 2.2.0 servers give to the ``ra`` client are the spec.
+
+Owns: the client scenarios (Erlang expressions evaluated in a real shell node that calls servers
+on three "server nodes"), the answers a real Ra 2.2.0 cluster gave to each of them (recorded from
+live runs, normalised only for node names, pids, references and shell funs), the topology that
+starts the real Ra side, and the comparison that tells where another implementation differs.
+
+Must not: mock anything. Every answer checked here comes from a real ``erl``/``elixir`` node
+running Ra 2.2.0's client code (or, for the bare scenarios, no Ra code at all) against real
+servers. The pyra side plugs in by providing the three server node names (Python nodes).
+
+Run ``python tests/interop/ra_differential.py`` to print the live answers of real Ra for every
+scenario (use it to review or refresh the expectations below after a deliberate change).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import re
+import secrets
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from erl_interop.testing import ErlPeer, EvalError, ra_ebin_dirs
+
+ShellKind = Literal["ra_client", "bare", "elixir"]
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One client call and the answer real Ra 2.2.0 gave.
+
+    ``expr`` is evaluated in the shell node; ``$N1``, ``$N2``, ``$N3`` stand for the server
+    nodes' names (quoted atoms; Elixir: ``:"name"``). ``expect`` is the ``~p`` (Elixir:
+    ``inspect``) text of the value, normalised by :func:`normalise`; an expression that
+    raised is recorded as ``raise {Class,Reason}``.
+    """
+
+    expr: str
+    expect: str
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """An ordered list of steps run in one shell against one cluster (steps depend on order)."""
+
+    name: str
+    shell: ShellKind
+    steps: tuple[Step, ...]
+
+
+# A shell-side poll used by steps whose answer settles asynchronously (a follower applying a
+# commit it learns from the next AER, a leadership change, a server stopping). Polls every
+# 50 ms, at most N times, and returns the last answer either way so a miss shows in the diff.
+UNTIL_FUN = (
+    "Until = fun U(F, P, 0) -> F(); U(F, P, N) -> R = F(), case P(R) of true -> R; "
+    "false -> timer:sleep(50), U(F, P, N - 1) end end."
+)
+
+QUICKSTART = Scenario(
+    "quickstart",
+    "ra_client",
+    (
+        Step(UNTIL_FUN, "#Fun<erl_eval>"),
+        # Ra's README quick start: started ids come back reversed (ra_lib:partition_parallel),
+        # the election is triggered on the first id, so $N1 leads term 1.
+        Step(
+            "ra:start_cluster(default, qs, {simple, fun erlang:'+'/2, 0}, "
+            "[{qs, $N1}, {qs, $N2}, {qs, $N3}]).",
+            "{ok,[{qs,$N3},{qs,$N2},{qs,$N1}],[]}",
+        ),
+        Step("ra:process_command({qs, $N1}, 5).", "{ok,5,{qs,$N1}}"),
+        # A follower redirects; the client reports the leader that answered.
+        Step("ra:process_command({qs, $N2}, 7).", "{ok,12,{qs,$N1}}"),
+        Step("ra:members({qs, $N3}).", "{ok,[{qs,$N1},{qs,$N2},{qs,$N3}],{qs,$N1}}"),
+        Step("ra:members({local, {qs, $N3}}).", "{ok,[{qs,$N1},{qs,$N2},{qs,$N3}],{qs,$N3}}"),
+        Step("ra:initial_members({qs, $N2}).", "{ok,[{qs,$N1},{qs,$N2},{qs,$N3}],{qs,$N1}}"),
+        Step("ra:local_query({qs, $N1}, fun(S) -> S end).", "{ok,{{3,1},12},{qs,$N1}}"),
+        Step("ra:leader_query({qs, $N3}, fun(S) -> S end).", "{ok,{{3,1},12},{qs,$N1}}"),
+        Step("ra:consistent_query({qs, $N2}, fun(S) -> S end).", "{ok,12,{qs,$N1}}"),
+        # A follower's local query is answered from its own state with the leader it knows.
+        Step(
+            "Until(fun() -> ra:local_query({qs, $N2}, fun(S) -> S end) end, "
+            "fun(R) -> element(2, element(2, R)) == 12 end, 200).",
+            "{ok,{{3,1},12},{qs,$N1}}",
+        ),
+        Step("K = 3, ra:local_query({qs, $N1}, fun(S) -> S * K end).", "{ok,{{3,1},36},{qs,$N1}}"),
+        Step("ra:local_query({qs, $N1}, {erlang, '-', [100]}).", "{ok,{{3,1},88},{qs,$N1}}"),
+        Step("ra:leader_query({qs, $N2}, {erlang, '-', [100]}).", "{ok,{{3,1},88},{qs,$N1}}"),
+        Step("ra:consistent_query({qs, $N3}, {erlang, '-', [100]}).", "{ok,88,{qs,$N1}}"),
+        # Queries that raise: the class is dropped, the reason comes back as {error, R}.
+        Step("ra:local_query({qs, $N1}, fun(_) -> exit(boom) end).", "{error,boom}"),
+        Step("ra:local_query({qs, $N2}, fun(_) -> error(boom) end).", "{error,boom}"),
+        Step("ra:local_query({qs, $N1}, fun(_) -> throw(boom) end).", "{error,boom}"),
+        Step("ra:leader_query({qs, $N2}, fun(_) -> exit(boom) end).", "{error,boom}"),
+        Step("ra:local_query({qs, $N1}, {erlang, element, [1]}).", "{error,badarg}"),
+        # pipeline_command: the leader notifies applied, a follower that knows the leader rejects.
+        Step(
+            "ok = ra:pipeline_command({qs, $N1}, 1, 42, normal), receive E1 -> E1 after 5000 -> none end.",
+            "{ra_event,{qs,$N1},{applied,[{42,13}]}}",
+        ),
+        Step(
+            "ok = ra:pipeline_command({qs, $N2}, 1, 43, normal), receive E2 -> E2 after 5000 -> none end.",
+            "{ra_event,{qs,$N2},{rejected,{not_leader,{qs,$N1},43}}}",
+        ),
+        # Without correlation a follower forwards the command to the leader (low priority).
+        Step("ra:pipeline_command({qs, $N2}, 2).", "ok"),
+        Step(
+            "Until(fun() -> ra:leader_query({qs, $N1}, fun(S) -> S end) end, "
+            "fun(R) -> element(2, element(2, R)) == 15 end, 200).",
+            "{ok,{{5,1},15},{qs,$N1}}",
+        ),
+        Step(
+            "ok = ra:pipeline_command({qs, $N1}, 1, 44), receive E4 -> E4 after 5000 -> none end.",
+            "{ra_event,{qs,$N1},{applied,[{44,16}]}}",
+        ),
+        Step("ra:add_member({qs, $N1}, {qs, $N2}).", "{error,already_member}"),
+        Step("ra:remove_member({qs, $N3}, {qs4, $N2}).", "{error,not_member}"),
+        Step("ra:ping({qs, $N1}, 1000).", "{pong,leader}"),
+        Step("ra:ping({qs, $N2}, 1000).", "{pong,follower}"),
+        Step("ra:transfer_leadership({qs, $N2}, {qs, $N1}).", "already_leader"),
+        Step("ra:transfer_leadership({qs, $N1}, {qs9, $N1}).", "{error,unknown_member}"),
+        Step("ra:transfer_leadership({qs, $N3}, {qs, $N2}).", "ok"),
+        Step(
+            "Until(fun() -> ra:ping({qs, $N2}, 1000) end, fun(R) -> R == {pong, leader} end, 200).",
+            "{pong,leader}",
+        ),
+        Step("ra:process_command({qs, $N1}, 4, 10000).", "{ok,20,{qs,$N2}}"),
+        Step("ra:local_query({qs, $N2}, fun(S) -> S end).", "{ok,{{8,2},20},{qs,$N2}}"),
+        # Voters only grant a pre-vote to a log at least as up to date as theirs: let $N3 catch
+        # up first, or the election it starts may fail and leave $N2 leading.
+        Step(
+            "Until(fun() -> ra:local_query({qs, $N3}, fun(S) -> S end) end, "
+            "fun(R) -> element(2, element(2, R)) == 20 end, 200).",
+            "{ok,{{8,2},20},{qs,$N2}}",
+        ),
+        Step("ra:trigger_election({qs, $N3}).", "ok"),
+        Step(
+            "Until(fun() -> ra:ping({qs, $N3}, 1000) end, fun(R) -> R == {pong, leader} end, 200).",
+            "{pong,leader}",
+        ),
+        Step("ra:process_command({qs, $N1}, 1, 10000).", "{ok,21,{qs,$N3}}"),
+        Step("ra:members({qs, $N2}).", "{ok,[{qs,$N1},{qs,$N2},{qs,$N3}],{qs,$N3}}"),
+        # A list of servers is tried in order; errors move on to the next one.
+        Step("ra:process_command([{nosuch, $N1}, {qs, $N2}], 1).", "{ok,22,{qs,$N3}}"),
+        Step("ra:delete_cluster([{qs, $N1}, {qs, $N2}, {qs, $N3}]).", "{ok,{qs,$N3}}"),
+        Step(
+            "Until(fun() -> [(catch ra:ping({qs, N}, 1000)) || N <- [$N1, $N2, $N3]] end, "
+            "fun(R) -> R == [{error, noproc}, {error, noproc}, {error, noproc}] end, 200).",
+            "[{error,noproc},{error,noproc},{error,noproc}]",
+        ),
+    ),
+)
+
+ERRORS = Scenario(
+    "errors",
+    "ra_client",
+    (
+        Step("ra:process_command({nosuch, $N1}, 1).", "{error,noproc}"),
+        Step("ra:process_command({qs, 'nonode@127.0.0.1'}, 1).", "{error,nodedown}"),
+        Step("ra:members({nosuch, $N1}).", "{error,noproc}"),
+        Step("ra:members({local, {nosuch, $N1}}).", "{error,noproc}"),
+        Step("ra:local_query({nosuch, $N1}, fun(S) -> S end).", "{error,noproc}"),
+        Step("ra:leader_query({nosuch, $N1}, fun(S) -> S end).", "{error,noproc}"),
+        Step("ra:consistent_query({nosuch, $N1}, fun(S) -> S end).", "{error,noproc}"),
+        Step("ra:add_member({nosuch, $N1}, {nosuch, $N2}).", "{error,noproc}"),
+        Step("ra:ping({nosuch, $N1}, 1000).", "{error,noproc}"),
+        Step("ra:pipeline_command({nosuch, $N1}, 1).", "ok"),
+        Step(
+            "ra:process_command([{nosuch, $N1}, {nosuch, $N2}], 1).",
+            "{error,{no_more_servers_to_try,[{error,noproc},{error,noproc}]}}",
+        ),
+        Step(
+            "ra:trigger_election({nosuch, $N1}).",
+            "raise {exit,{noproc,{gen_statem,call,[{nosuch,$N1},trigger_election,5000]}}}",
+        ),
+        Step("ra:stop_server(default, {nosuch, $N1}).", "ok"),
+        Step("ra:restart_server(default, {nosuch, $N1}).", "{error,name_not_registered}"),
+        Step(
+            "ra:start_server(nosys, c1, {c1, $N1}, {simple, fun erlang:'+'/2, 0}, [{c1, $N1}]).",
+            "{error,system_not_started}",
+        ),
+    ),
+)
+
+MEMBERSHIP = Scenario(
+    "membership",
+    "ra_client",
+    (
+        Step(UNTIL_FUN, "#Fun<erl_eval>"),
+        Step("M = {simple, fun erlang:'+'/2, 0}.", "{simple,fun erlang:'+'/2,0}"),
+        # Ra's README dynamic membership: one member, then add_member + start_server per joiner.
+        Step("ra:start_cluster(default, mb, M, [{mb, $N1}]).", "{ok,[{mb,$N1}],[]}"),
+        Step("ra:process_command({mb, $N1}, 10).", "{ok,10,{mb,$N1}}"),
+        Step("ra:add_member({mb, $N1}, {mb, $N2}).", "{ok,{3,1},{mb,$N1}}"),
+        # The joiner is not running, so the change cannot commit: one change at a time.
+        Step("ra:add_member({mb, $N1}, {mb, $N3}).", "{error,cluster_change_not_permitted}"),
+        Step("ra:remove_member({mb, $N1}, {mb, $N2}).", "{error,cluster_change_not_permitted}"),
+        Step("ra:start_server(default, mb, {mb, $N2}, M, [{mb, $N1}]).", "ok"),
+        Step("ra:process_command({mb, $N2}, 1, 10000).", "{ok,11,{mb,$N1}}"),
+        Step("ra:add_member({mb, $N2}, {mb, $N3}).", "{ok,{5,1},{mb,$N1}}"),
+        Step("ra:start_server(default, mb, {mb, $N3}, M, [{mb, $N1}, {mb, $N2}]).", "ok"),
+        Step("ra:process_command({mb, $N3}, 1, 10000).", "{ok,12,{mb,$N1}}"),
+        Step("ra:members({mb, $N3}).", "{ok,[{mb,$N1},{mb,$N2},{mb,$N3}],{mb,$N1}}"),
+        Step(
+            "Until(fun() -> ra:members({local, {mb, $N3}}) end, "
+            "fun(R) -> length(element(2, R)) == 3 end, 200).",
+            "{ok,[{mb,$N1},{mb,$N2},{mb,$N3}],{mb,$N3}}",
+        ),
+        Step(
+            "Until(fun() -> ra:local_query({mb, $N3}, fun(S) -> S end) end, "
+            "fun(R) -> element(2, element(2, R)) == 12 end, 200).",
+            "{ok,{{6,1},12},{mb,$N1}}",
+        ),
+        Step(
+            "ra:start_server(default, mb, {mb, $N3}, M, [{mb, $N1}]).",
+            "{error,{shutdown,{failed_to_start_child,mb,{already_started,<pid>}}}}",
+        ),
+        Step("ra:leave_and_terminate(default, {mb, $N1}, {mb, $N3}).", "ok"),
+        Step("ra:members({mb, $N2}).", "{ok,[{mb,$N1},{mb,$N2}],{mb,$N1}}"),
+        Step("ra:ping({mb, $N3}, 1000).", "{error,noproc}"),
+        Step("ra:remove_member({mb, $N1}, {mb, $N2}).", "{ok,{8,1},{mb,$N1}}"),
+        Step("ra:members({mb, $N1}).", "{ok,[{mb,$N1}],{mb,$N1}}"),
+        Step("ra:process_command({mb, $N1}, 1).", "{ok,13,{mb,$N1}}"),
+        Step("ra:stop_server(default, {mb, $N2}).", "ok"),
+        Step("ra:force_delete_server(default, {mb, $N2}).", "ok"),
+        Step("ra:restart_server(default, {mb, $N2}).", "{error,name_not_registered}"),
+        Step("ra:delete_cluster([{mb, $N1}]).", "{ok,{mb,$N1}}"),
+    ),
+)
+
+MINORITY = Scenario(
+    "minority",
+    "ra_client",
+    (
+        Step(UNTIL_FUN, "#Fun<erl_eval>"),
+        Step(
+            "ra:start_cluster(default, mn, {simple, fun erlang:'+'/2, 0}, "
+            "[{mn, $N1}, {mn, $N2}, {mn, $N3}]).",
+            "{ok,[{mn,$N3},{mn,$N2},{mn,$N1}],[]}",
+        ),
+        Step("ra:process_command({mn, $N1}, 1).", "{ok,1,{mn,$N1}}"),
+        Step("ra:stop_server(default, {mn, $N2}).", "ok"),
+        Step("ra:stop_server(default, {mn, $N3}).", "ok"),
+        Step("ra:ping({mn, $N2}, 1000).", "{error,noproc}"),
+        # No quorum: the command is appended but cannot commit; the leader stays leader.
+        Step("ra:process_command({mn, $N1}, 1, 1000).", "{timeout,{mn,$N1}}"),
+        Step("ra:consistent_query({mn, $N1}, fun(S) -> S end, 1000).", "{timeout,{mn,$N1}}"),
+        Step("ra:members({mn, $N1}).", "{ok,[{mn,$N1},{mn,$N2},{mn,$N3}],{mn,$N1}}"),
+        Step("ra:local_query({mn, $N1}, fun(S) -> S end).", "{ok,{{2,1},1},{mn,$N1}}"),
+        Step("ra:restart_server(default, {mn, $N2}).", "ok"),
+        Step("ra:restart_server(default, {mn, $N2}).", "{error,{already_started,<pid>}}"),
+        # Quorum is back: the timed-out command commits before this one.
+        Step("ra:process_command({mn, $N1}, 1, 10000).", "{ok,3,{mn,$N1}}"),
+        Step("ra:restart_server(default, {mn, $N3}).", "ok"),
+        Step("ra:delete_cluster([{mn, $N1}, {mn, $N2}, {mn, $N3}]).", "{ok,{mn,$N1}}"),
+    ),
+)
+
+# Shells without Ra's code call the same API through rpc on a server node (issue 5, 3c).
+BARE_RPC = Scenario(
+    "bare_rpc",
+    "bare",
+    (
+        Step(
+            "rpc:call($N1, ra, start_cluster, [default, rp, {simple, fun erlang:'+'/2, 0}, "
+            "[{rp, $N1}, {rp, $N2}, {rp, $N3}]]).",
+            "{ok,[{rp,$N3},{rp,$N2},{rp,$N1}],[]}",
+        ),
+        Step("rpc:call($N1, ra, process_command, [{rp, $N1}, 5]).", "{ok,5,{rp,$N1}}"),
+        Step("rpc:call($N2, ra, process_command, [{rp, $N2}, 7]).", "{ok,12,{rp,$N1}}"),
+        Step("rpc:call($N3, ra, members, [{rp, $N3}]).", "{ok,[{rp,$N1},{rp,$N2},{rp,$N3}],{rp,$N1}}"),
+        Step(
+            "rpc:call($N1, ra, leader_query, [{rp, $N1}, {erlang, '-', [100]}]).",
+            "{ok,{{3,1},88},{rp,$N1}}",
+        ),
+        Step("rpc:call($N1, ra, process_command, [{nosuch, $N1}, 5]).", "{error,noproc}"),
+        Step("rpc:call($N1, ra, delete_cluster, [[{rp, $N1}, {rp, $N2}, {rp, $N3}]]).", "{ok,{rp,$N1}}"),
+    ),
+)
+
+# Elixir's iex calls the Erlang API with Elixir syntax (issue 5, 3e).
+ELIXIR = Scenario(
+    "elixir",
+    "elixir",
+    (
+        Step(
+            ":ra.start_cluster(:default, :ex, {:simple, &:erlang.+/2, 0}, "
+            "[{:ex, $N1}, {:ex, $N2}, {:ex, $N3}])",
+            "{:ok, [ex: $N3, ex: $N2, ex: $N1], []}",
+        ),
+        Step(":ra.process_command({:ex, $N1}, 5)", "{:ok, 5, {:ex, $N1}}"),
+        Step(":ra.process_command({:ex, $N3}, 7)", "{:ok, 12, {:ex, $N1}}"),
+        Step(":ra.local_query({:ex, $N1}, fn s -> s * 2 end)", "{:ok, {{3, 1}, 24}, {:ex, $N1}}"),
+        Step(":ra.consistent_query({:ex, $N2}, fn s -> s end)", "{:ok, 12, {:ex, $N1}}"),
+        Step(":ra.members({:ex, $N2})", "{:ok, [ex: $N1, ex: $N2, ex: $N3], {:ex, $N1}}"),
+        Step(":ra.delete_cluster([{:ex, $N1}, {:ex, $N2}, {:ex, $N3}])", "{:ok, {:ex, $N1}}"),
+    ),
+)
+
+SCENARIOS: tuple[Scenario, ...] = (QUICKSTART, ERRORS, MEMBERSHIP, MINORITY, BARE_RPC, ELIXIR)
+
+
+_PID = re.compile(r"<\d+\.\d+\.\d+>|#PID<\d+\.\d+\.\d+>")
+_REF = re.compile(r"#Ref<[\d.]+>|#Reference<[\d.]+>")
+_SHELL_FUN = re.compile(r"#Fun<erl_eval\.[\d.]+>|#Function<[\w./]+>")
+
+
+def node_atom(node: str, shell: ShellKind) -> str:
+    """How a node name is written as an atom in the shell's language."""
+    return f':"{node}"' if shell == "elixir" else f"'{node}'"
+
+
+def substitute(expr: str, nodes: Sequence[str], shell: ShellKind) -> str:
+    """Replace ``$N1``.. with the server nodes' atoms."""
+    for i in reversed(range(len(nodes))):
+        expr = expr.replace(f"$N{i + 1}", node_atom(nodes[i], shell))
+    return expr
+
+
+def normalise(text: str, nodes: Sequence[str], shell: ShellKind) -> str:
+    """Make an answer comparable across runs: node atoms -> ``$Nk``, pids, refs, shell funs.
+
+    Nothing else is touched: indexes, terms, error atoms and tuple shapes must match exactly.
+    """
+    for i in reversed(range(len(nodes))):
+        text = text.replace(node_atom(nodes[i], shell), f"$N{i + 1}")
+    text = _PID.sub("<pid>", text)
+    text = _REF.sub("#Ref<>", text)
+    return _SHELL_FUN.sub("#Fun<erl_eval>", text)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one step answered in this run, next to what Ra 2.2.0 answered."""
+
+    step: Step
+    actual: str
+
+    @property
+    def ok(self) -> bool:
+        return self.actual == self.step.expect
+
+
+def run_scenario(
+    shell: ErlPeer, nodes: Sequence[str], scenario: Scenario, timeout: float = 60.0
+) -> list[Outcome]:
+    """Evaluate every step of ``scenario`` in ``shell`` against servers on ``nodes``.
+
+    Args:
+        shell: a started real peer of the scenario's shell kind.
+        nodes: the three server nodes' full names (``$N1``..``$N3``).
+        scenario: the steps to run, in order.
+        timeout: per-step limit in seconds.
+
+    Returns:
+        One outcome per step, in order (steps after a failure still run: later answers help
+        to locate a divergence).
+    """
+    outcomes: list[Outcome] = []
+    for step in scenario.steps:
+        expr = substitute(step.expr, nodes, scenario.shell)
+        try:
+            text = shell.eval(expr, timeout=timeout)
+        except EvalError as exc:
+            text = f"raise {exc.text}"
+        outcomes.append(Outcome(step, normalise(text, nodes, scenario.shell)))
+    return outcomes
+
+
+def report(scenario: Scenario, outcomes: Sequence[Outcome]) -> str:
+    """A readable diff: every step, with ``!!`` and both answers where they differ."""
+    lines = [f"scenario {scenario.name}:"]
+    for o in outcomes:
+        if o.ok:
+            lines.append(f"   ok  {o.step.expr}\n        -> {o.actual}")
+        else:
+            lines.append(f"   !!  {o.step.expr}")
+            lines.append(f"        ra 2.2.0: {o.step.expect}\n        this run: {o.actual}")
+    return "\n".join(lines)
+
+
+def assert_same_as_ra(scenario: Scenario, outcomes: Sequence[Outcome]) -> None:
+    """Raise AssertionError with :func:`report` unless every answer equals Ra 2.2.0's."""
+    if not all(o.ok for o in outcomes):
+        raise AssertionError(report(scenario, outcomes))
+
+
+@dataclass
+class Shells:
+    """The client-side peers, one per shell kind, all connected to the same cookie."""
+
+    ra_client: ErlPeer
+    bare: ErlPeer
+    elixir: ErlPeer
+
+    def for_kind(self, kind: ShellKind) -> ErlPeer:
+        """The shell that runs scenarios of ``kind``."""
+        match kind:
+            case "ra_client":
+                return self.ra_client
+            case "bare":
+                return self.bare
+            case "elixir":
+                return self.elixir
+
+
+def _start_all(peers: Sequence[ErlPeer]) -> None:
+    # Boot in parallel: each erl takes about a second of mostly idle waiting.
+    with concurrent.futures.ThreadPoolExecutor(len(peers)) as pool:
+        for fut in [pool.submit(p.start) for p in peers]:
+            fut.result()
+
+
+@contextlib.contextmanager
+def client_shells(prefix: str, cookie: str) -> Iterator[Shells]:
+    """Start the three shells (Ra client code on the path; no Ra code; Elixir with Ra's code).
+
+    Args:
+        prefix: unique node-name prefix.
+        cookie: distribution cookie shared with the servers.
+    """
+    shells = Shells(
+        ra_client=ErlPeer(f"{prefix}sh", cookie, long_names=True, code_path=ra_ebin_dirs()),
+        bare=ErlPeer(f"{prefix}bare", cookie, long_names=True),
+        elixir=ErlPeer(f"{prefix}ex", cookie, long_names=True, code_path=ra_ebin_dirs(), elixir=True),
+    )
+    peers = [shells.ra_client, shells.bare, shells.elixir]
+    try:
+        _start_all(peers)
+        yield shells
+    finally:
+        for p in peers:
+            p.stop()
+
+
+@dataclass
+class RaCluster:
+    """Three real Ra 2.2.0 nodes, each with the default system started on its own data dir."""
+
+    peers: list[ErlPeer] = field(default_factory=list)
+
+    @property
+    def nodes(self) -> list[str]:
+        return [p.node for p in self.peers]
+
+
+@contextlib.contextmanager
+def ra_cluster(prefix: str, cookie: str, data_dir: Path, size: int = 3) -> Iterator[RaCluster]:
+    """Start ``size`` real Ra 2.2.0 nodes (long names) with ``ra_system:start_default()``.
+
+    Args:
+        prefix: unique node-name prefix.
+        cookie: distribution cookie.
+        data_dir: parent of the Ra data dirs (Ra appends the node name).
+        size: number of nodes.
+    """
+    cluster = RaCluster(
+        [
+            ErlPeer(
+                f"{prefix}ra{i + 1}",
+                cookie,
+                long_names=True,
+                code_path=ra_ebin_dirs(),
+                extra_args=["-ra", "data_dir", f'"{data_dir}"'],
+            )
+            for i in range(size)
+        ]
+    )
+    try:
+        _start_all(cluster.peers)
+        for p in cluster.peers:
+            p.eval("{ok, _} = application:ensure_all_started(ra).")
+            p.eval("{ok, _} = ra_system:start_default().")
+        yield cluster
+    finally:
+        for p in cluster.peers:
+            p.stop()
+
+
+def main(argv: Sequence[str]) -> int:
+    """Print the live answers of real Ra 2.2.0 for every (or the named) scenario."""
+    wanted = set(argv)
+    cookie = "c" + secrets.token_hex(8)
+    prefix = "d" + secrets.token_hex(3)
+    failed = 0
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        ra_cluster(prefix, cookie, Path(tmp)) as cluster,
+        client_shells(prefix, cookie) as shells,
+    ):
+        for scenario in SCENARIOS:
+            if wanted and scenario.name not in wanted:
+                continue
+            outcomes = run_scenario(shells.for_kind(scenario.shell), cluster.nodes, scenario)
+            failed += sum(not o.ok for o in outcomes)
+            print(report(scenario, outcomes), flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
