@@ -1,0 +1,26 @@
+"""The node layer: Python processes, OTP behaviours and RPC on an Erlang distribution node.
+
+Owns: re-exports only (``Node``, ``SyncNode``, ``Process``, ``GenServer`` ...). Must not: run
+code at import.
+"""
+
+from erl_interop.node.gen_server import NO_REPLY, CallExit, GenServer, reply
+from erl_interop.node.node import Node
+from erl_interop.node.process import ErlangError, ErlangThrow, Process, ProcessExit
+from erl_interop.node.rpc import RpcError
+from erl_interop.node.sync import SyncNode, SyncProcess
+
+__all__ = [
+    "NO_REPLY",
+    "CallExit",
+    "ErlangError",
+    "ErlangThrow",
+    "GenServer",
+    "Node",
+    "Process",
+    "ProcessExit",
+    "RpcError",
+    "SyncNode",
+    "SyncProcess",
+    "reply",
+]
