@@ -1,0 +1,20 @@
+"""follower role handlers (stub: being implemented)."""
+
+from __future__ import annotations
+
+from pyra_dist.core.apply import ApplyMixin
+from pyra_dist.core.effects import Effect
+from pyra_dist.core.events import Event
+
+
+class FollowerRole(ApplyMixin):
+    """Stub."""
+
+    def follower_handle(self, event: Event, effects: list[Effect]) -> None:
+        """Stub."""
+
+    def await_condition_handle(self, event: Event, effects: list[Effect]) -> None:
+        """Stub."""
+
+    def receive_snapshot_handle(self, event: Event, effects: list[Effect]) -> None:
+        """Stub."""
