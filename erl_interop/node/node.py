@@ -143,9 +143,9 @@ class Node:
             self._registry = Registry(self.name, self.creation)
             self._system = self.process()
             await self._start_services()
-        except BaseException as exc:
+        except BaseException:
             await self._shutdown()
-            await tg.__aexit__(type(exc), exc, exc.__traceback__)
+            await tg.__aexit__(None, None, None)
             raise
         return self
 
@@ -154,7 +154,12 @@ class Node:
     ) -> None:
         await self._shutdown()
         assert self._tg is not None
-        await self._tg.__aexit__(exc_type, exc, tb)
+        # Hand the TaskGroup only a cancellation (it needs it to uncancel correctly); any
+        # other exception of the body propagates as itself, not wrapped in an ExceptionGroup.
+        if exc_type is not None and issubclass(exc_type, asyncio.CancelledError):
+            await self._tg.__aexit__(exc_type, exc, tb)
+        else:
+            await self._tg.__aexit__(None, None, None)
 
     async def _start_services(self) -> None:
         from erl_interop.node.net_kernel import start_net_kernel  # noqa: PLC0415

@@ -14,14 +14,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from typing import TYPE_CHECKING
 
 from erl_interop.dist.cookie import resolve_cookie
 from erl_interop.dist.errors import DistProtocolError
-from erl_interop.dist.handshake import PeerState
-from erl_interop.dist.transport import DistChannel, Listener, LocalNode, connect, serve
+from erl_interop.dist.transport import (
+    DistChannel,
+    Listener,
+    LocalNode,
+    PeerState,
+    SimultaneousConnect,
+    connect,
+    serve,
+)
+from erl_interop.epmd.client import ensure_epmd
 from erl_interop.epmd.client import register as epmd_register
-from erl_interop.errors import CodecError, ConnectionLost, EncodeError, ErlInteropError
+from erl_interop.errors import CodecError, ConnectionLost, EncodeError, EpmdError, ErlInteropError
 from erl_interop.node import signals as s
 from erl_interop.node.wire import signal_from_control, signal_to_control
 from erl_interop.term import Atom, Term
@@ -29,6 +38,7 @@ from erl_interop.term import Atom, Term
 if TYPE_CHECKING:
     from erl_interop.dist.control import ControlMessage
     from erl_interop.epmd.client import EpmdRegistration
+    from erl_interop.epmd.server import EpmdServer
     from erl_interop.node.node import Node
 
 __all__ = ["Peers"]
@@ -53,22 +63,40 @@ class Peers:
         self._listener: Listener | None = None
         self._epmd: EpmdRegistration | None = None
         self._local: LocalNode | None = None
+        self._epmd_server: EpmdServer | None = None
 
     async def start(self) -> int:
-        """Listen, register with EPMD, and return the creation EPMD assigned."""
+        """Make sure EPMD runs, listen, register, and return the creation EPMD assigned.
+
+        The creation is part of ``LocalNode`` (frozen) and comes from EPMD, which needs our
+        port first; so we pick a free port, register it, then listen on it. Nobody can reach
+        us in between: peers find the port through EPMD, which only now knows our name.
+        """
         node = self._node
-        alive, host = node.name.name.split("@", 1)
+        alive = node.name.name.split("@", 1)[0]
         cookie = resolve_cookie(node.cookie)
-        local = LocalNode(
-            name=node.name.name, creation=0, cookie=cookie, hidden=node.hidden, long_names=node.long_names
-        )
-        self._local = local
-        listener = await serve(local, self._accept, arbiter=self, host="0.0.0.0")
-        self._listener = listener
-        registration = await epmd_register(alive, listener.port)
-        self._epmd = registration
-        local.creation = registration.creation
-        return registration.creation
+        self._epmd_server = await ensure_epmd()
+        last_error: Exception | None = None
+        for _attempt in range(5):
+            port = _free_port()
+            registration = await epmd_register(alive, port)
+            local = LocalNode(
+                name=node.name.name,
+                creation=registration.creation,
+                cookie=cookie,
+                hidden=node.hidden,
+                long_names=node.long_names,
+            )
+            try:
+                self._listener = await serve(local, self._accept, arbiter=self, port=port)
+            except OSError as exc:  # the port was taken meanwhile: try another one
+                last_error = exc
+                await registration.close()
+                continue
+            self._local = local
+            self._epmd = registration
+            return registration.creation
+        raise EpmdError(f"could not listen for distribution: {last_error!r}")
 
     async def close(self) -> None:
         """Close the listener, every channel and the EPMD registration."""
@@ -80,13 +108,16 @@ class Peers:
                 await self._listener.wait_closed()
         channels = list(self._channels.values())
         for channel in channels:
-            channel.close(Atom("shutdown"))
+            channel.close("shutdown")
         for channel in channels:
             with contextlib.suppress(Exception):
                 await channel.wait_closed()
         if self._epmd is not None:
             with contextlib.suppress(Exception):
-                await self._epmd.close()  # type: ignore[func-returns-value]
+                await self._epmd.close()
+        if self._epmd_server is not None:
+            with contextlib.suppress(Exception):
+                await self._epmd_server.close()
 
     def connected(self) -> list[Atom]:
         """Peers with an established channel."""
@@ -94,9 +125,9 @@ class Peers:
 
     # -- Arbiter ------------------------------------------------------------------------
 
-    def peer_state(self, node: str) -> PeerState:
-        """Simultaneous-connect question from the dist layer: our state towards ``node``."""
-        atom = Atom(node) if isinstance(node, str) else node
+    def peer_state(self, peer_node: str) -> PeerState:
+        """Simultaneous-connect question from the dist layer: our state towards ``peer_node``."""
+        atom = Atom(peer_node)
         if atom in self._channels and not self._channels[atom].closed:
             return PeerState.UP
         if atom in self._connecting:
@@ -109,7 +140,7 @@ class Peers:
         peer = _peer_atom(channel)
         old = self._channels.get(peer)
         if old is not None and old is not channel and not old.closed:
-            old.close(Atom("replaced"))
+            old.close("replaced")
         self._up(peer, channel)
         event = self._inbound_up.get(peer)
         if event is not None:
@@ -124,7 +155,7 @@ class Peers:
 
     # -- Handler -----------------------------------------------------------------------
 
-    def on_message(self, channel: DistChannel, control: ControlMessage, payload: Term) -> None:
+    def on_message(self, channel: DistChannel, control: ControlMessage, payload: Term | None) -> None:
         """A control message from a peer: turn it into a signal for one of our processes."""
         node = self._node
         signal = signal_from_control(control, payload, local=node.name, peer=_peer_atom(channel))
@@ -135,7 +166,7 @@ class Peers:
             return
         node._emit(signal)
 
-    def on_closed(self, channel: DistChannel, reason: object) -> None:
+    def on_closed(self, channel: DistChannel, reason: str) -> None:
         """A channel closed: every link and monitor over it fires ``noconnection``."""
         peer = _peer_atom(channel)
         if self._channels.get(peer) is not channel:
@@ -189,12 +220,10 @@ class Peers:
         return channel is not None and not channel.closed
 
     async def _connect(self, peer: Atom) -> None:
-        from erl_interop.dist.handshake import SimultaneousConnect  # noqa: PLC0415
-
         assert self._local is not None
         try:
             try:
-                channel = await connect(self._local, peer.name, self, arbiter=self)
+                channel = await connect(self._local, peer.name, self)
             except SimultaneousConnect:
                 # The peer's own connection wins; it arrives through _accept.
                 event = self._inbound_up.setdefault(peer, asyncio.Event())
@@ -210,6 +239,13 @@ class Peers:
             failed = self._pending.pop(peer, [])
             for signal in failed:
                 self._node._unreachable(signal)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("0.0.0.0", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def _peer_atom(channel: DistChannel) -> Atom:
