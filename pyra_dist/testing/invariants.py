@@ -26,6 +26,7 @@ Properties (Raft paper Figure 3 / §5.2-5.4, plus Ra-specific durability rules):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pyra_dist.types import Command, Entry, Index, ServerId, Term
@@ -73,38 +74,43 @@ class SafetyChecker:
             self._fail("election_safety", f"{voter} voted for {previous} and {candidate} in term {term}")
 
     def leader_elected(
-        self, server: ServerId, term: Term, log_term_at: dict[Index, Term], snapshot_index: Index
+        self, server: ServerId, term: Term, log_term_at: Callable[[Index], Term | None], snapshot_index: Index
     ) -> None:
         """``server`` became leader of ``term`` with a log whose terms are ``log_term_at``.
 
         Args:
             server: the new leader.
             term: its term.
-            log_term_at: index -> term of every entry in its log (written or not yet durable).
+            log_term_at: the term of the entry at an index of its log (written or not yet durable).
             snapshot_index: entries at or below this are covered by its snapshot.
         """
         previous = self._leaders.setdefault(term, server)
         if previous != server:
             self._fail("election_safety", f"two leaders in term {term}: {previous} and {server}")
         for index, committed_term in sorted(self.committed.items()):
-            if index > snapshot_index and log_term_at.get(index) != committed_term:
+            if index > snapshot_index and log_term_at(index) != committed_term:
                 self._fail(
                     "leader_completeness",
                     f"{server} leads term {term} without committed entry {index}/{committed_term} "
-                    f"(has term {log_term_at.get(index)})",
+                    f"(has term {log_term_at(index)})",
                 )
                 return
 
     # -- logs -----------------------------------------------------------------------------------
 
     def entries_written(self, server: ServerId, entries: tuple[Entry, ...], prev_term: Term | None) -> None:
-        """``server`` wrote ``entries``; ``prev_term`` is the term its log holds just before them."""
+        """``server`` wrote ``entries``; ``prev_term`` is the term its log holds just before them.
+
+        ``prev_term`` is None when the previous entry is compacted into a snapshot; the check then
+        compares commands only.
+        """
         before = prev_term
         for entry in entries:
             key = (entry.index, entry.term)
-            witness = (entry.command, before)
-            seen = self._written.setdefault(key, witness)
-            if seen != witness:
+            seen = self._written.get(key)
+            if seen is None or (seen[1] is None and before is not None):
+                self._written[key] = (entry.command, before)
+            elif seen[0] != entry.command or (before is not None and seen[1] != before):
                 self._fail(
                     "log_matching",
                     f"{server} wrote {entry.index}/{entry.term} = {entry.command!r} after term {before}; "
@@ -140,7 +146,9 @@ class SafetyChecker:
 
     # -- commit and apply -----------------------------------------------------------------------
 
-    def commit_index(self, server: ServerId, commit: Index, log_term_at: dict[Index, Term] | None) -> None:
+    def commit_index(
+        self, server: ServerId, commit: Index, log_term_at: Callable[[Index], Term | None] | None
+    ) -> None:
         """``server`` reports commit index ``commit``; leaders pass their log to mark entries committed."""
         previous = self._commit.get(server, 0)
         if commit < previous:
@@ -148,7 +156,7 @@ class SafetyChecker:
         self._commit[server] = max(commit, previous)
         if log_term_at is not None:
             for index in range(previous + 1, commit + 1):
-                term = log_term_at.get(index)
+                term = log_term_at(index)
                 if term is not None:
                     self._mark_committed(server, index, term)
 

@@ -92,10 +92,10 @@ class SimNetwork(Generic[A, M]):
         self._blocked.discard((src, dst))
 
     def partition(self, groups: Iterable[Iterable[A]]) -> None:
-        """Replace all blocks by a partition: links work only inside each group.
+        """Replace all blocks by a partition: links between members of different groups are cut.
 
         Args:
-            groups: disjoint groups; addresses in no group are isolated from every group.
+            groups: disjoint groups; addresses in no group (clients) keep all their links.
         """
         sets = [frozenset(g) for g in groups]
         members = frozenset().union(*sets) if sets else frozenset()
@@ -135,10 +135,17 @@ class SimNetwork(Generic[A, M]):
 
     # -- traffic --------------------------------------------------------------------------------
 
-    def send(self, src: A, dst: A, msg: M) -> None:
+    def send(self, src: A, dst: A, msg: M, *, duplicable: bool = True) -> None:
         """Send one message; it may be dropped, delayed, duplicated or reordered.
 
         A message to oneself is delivered after the minimum delay without faults.
+
+        Args:
+            src: sender.
+            dst: receiver.
+            msg: the message.
+            duplicable: False for traffic that must never be duplicated (client calls: a duplicated
+                command would be applied twice, which no Erlang link does).
         """
         self.stats.sent += 1
         cfg = self.config
@@ -152,7 +159,7 @@ class SimNetwork(Generic[A, M]):
             self.stats.dropped += 1
             return
         self._schedule(src, dst, msg, self._rng.randint(cfg.min_delay_ms, cfg.max_delay_ms))
-        if cfg.duplicate and self._rng.random() < cfg.duplicate:
+        if duplicable and cfg.duplicate and self._rng.random() < cfg.duplicate:
             self.stats.duplicated += 1
             self._schedule(src, dst, msg, self._rng.randint(cfg.min_delay_ms, 2 * cfg.max_delay_ms))
 
