@@ -116,7 +116,7 @@ class GenServer:
         self.process = proc
         await self.init()
         while True:
-            message = await proc.receive()
+            message: Any = await proc.receive()
             match message:
                 case (Atom() as kind, (Pid() as pid, tag), request) if kind == GEN_CALL:
                     answer = await self.handle_call(request, (pid, tag))
@@ -128,7 +128,7 @@ class GenServer:
                     await self.handle_info(message)
 
 
-async def call(node: Node, dest: Dest, request: Term, timeout: float | None) -> Term:
+async def call(node: Node, dest: Dest, request: Term, timeout: float | None) -> Term:  # noqa: ASYNC109  (the API takes Erlang-style timeouts)
     """The caller side of ``gen:call`` (erlang-distribution.md §6.2) from a temporary process.
 
     A temporary process makes late replies harmless: once it is closed its pid is dead and a
@@ -147,7 +147,8 @@ async def call(node: Node, dest: Dest, request: Term, timeout: float | None) -> 
 
         def match(message: Any) -> bool:
             return isinstance(message, tuple) and (
-                (len(message) == 2 and message[0] == mref) or (len(message) == 5 and message[0] == DOWN and message[1] == mref)
+                (len(message) == 2 and message[0] == mref)
+                or (len(message) == 5 and message[0] == DOWN and message[1] == mref)
             )
 
         try:
@@ -157,7 +158,8 @@ async def call(node: Node, dest: Dest, request: Term, timeout: float | None) -> 
             raise CallTimeout(f"call to {dest!r} timed out after {timeout}s") from None
         if len(answer) == 2:
             proc.demonitor(mref, flush=True)
-            return answer[1]
+            value: Term = answer[1]
+            return value
         reason = answer[4]
         if reason == NOPROC:
             raise NoProc(f"no process {dest!r}")

@@ -80,7 +80,7 @@ class Mailbox:
                 return True, messages.pop(i), i
         return False, None, len(messages)
 
-    async def receive(self, match: Match | None = None, timeout: float | None = None) -> Any:
+    async def receive(self, match: Match | None = None, timeout: float | None = None) -> Any:  # noqa: ASYNC109  (the API takes Erlang-style timeouts)
         """Take the oldest message for which ``match`` is true (any message if ``match`` is None).
 
         Args:

@@ -10,7 +10,7 @@ with a made-up success.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from erl_interop.node.gen_server import From, GenServer
 from erl_interop.term import Atom, Term
@@ -28,7 +28,8 @@ class NetKernel(GenServer):
     """Answers ``{is_auth, Node}`` with ``yes``; other calls get ``{error, unsupported}``."""
 
     async def handle_call(self, request: Term, from_: From) -> Term:
-        match request:
+        message: Any = request  # decoded data: matched structurally, typed loosely
+        match message:
             case (Atom() as tag, Atom()) if tag == IS_AUTH:
                 return Atom("yes")
             case _:

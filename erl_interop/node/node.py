@@ -120,7 +120,7 @@ class Node:
     @classmethod
     def start_sync(cls, name: str, **options: Any) -> SyncNode:
         """Start a node in a background thread and return its blocking facade (see ``SyncNode``)."""
-        from erl_interop.node.sync import SyncNode  # noqa: PLC0415
+        from erl_interop.node.sync import SyncNode
 
         return SyncNode(name, **options).start()
 
@@ -135,7 +135,7 @@ class Node:
         self._tg = tg
         try:
             if self.distributed:
-                from erl_interop.node.remote import Peers  # noqa: PLC0415
+                from erl_interop.node.remote import Peers
 
                 peers = Peers(self)
                 self.creation = await peers.start()
@@ -162,8 +162,8 @@ class Node:
             await self._tg.__aexit__(None, None, None)
 
     async def _start_services(self) -> None:
-        from erl_interop.node.net_kernel import start_net_kernel  # noqa: PLC0415
-        from erl_interop.node.rpc import RpcService  # noqa: PLC0415
+        from erl_interop.node.net_kernel import start_net_kernel
+        from erl_interop.node.rpc import RpcService
 
         start_net_kernel(self)
         self._rpc = RpcService(self)
@@ -343,7 +343,9 @@ class Node:
                 pid = reg.whereis(target) if isinstance(target, Atom) else target
                 proc = None if pid is None else reg.process(pid)
                 if proc is None:
-                    self._emit(s.Down(sender=target, sender_node=self.name, to=sender, ref=ref, reason=NOPROC))
+                    self._emit(
+                        s.Down(sender=target, sender_node=self.name, to=sender, ref=ref, reason=NOPROC)
+                    )
                 else:
                     proc._handle(signal)
             case s.Demonitor(target=target):
@@ -367,7 +369,7 @@ class Node:
 
     def _unreachable(self, signal: s.Signal) -> None:
         """A signal for a node we cannot reach: links and monitors fire ``noconnection``."""
-        from erl_interop.node.process import NOCONNECTION  # noqa: PLC0415
+        from erl_interop.node.process import NOCONNECTION
 
         match signal:
             case s.Link(sender=sender, to=to):
@@ -412,14 +414,14 @@ class Node:
         """Run ``server`` as a process (see :class:`~erl_interop.node.gen_server.GenServer`)."""
         return self.spawn(server._loop, name=name, trap_exit=server.trap_exit)
 
-    async def call(self, dest: Dest, request: Term, timeout: float | None = 5.0) -> Term:
+    async def call(self, dest: Dest, request: Term, timeout: float | None = 5.0) -> Term:  # noqa: ASYNC109  (the API takes Erlang-style timeouts)
         """``gen_server:call(Dest, Request, Timeout)`` into an Erlang or Python server.
 
         Raises:
             NoProc: no such process. NodeDown: its node is unreachable or went down.
             CallTimeout: no reply in time. CallExit: the server exited during the call.
         """
-        from erl_interop.node.gen_server import call  # noqa: PLC0415
+        from erl_interop.node.gen_server import call
 
         return await call(self, dest, request, timeout)
 
@@ -427,7 +429,7 @@ class Node:
         """``gen_server:cast(Dest, Request)``: send ``{'$gen_cast', Request}``."""
         self.send(dest, (Atom("$gen_cast"), request))
 
-    async def ping(self, peer: str | Atom, timeout: float = 5.0) -> bool:
+    async def ping(self, peer: str | Atom, timeout: float = 5.0) -> bool:  # noqa: ASYNC109  (the API takes Erlang-style timeouts)
         """``net_adm:ping(Peer)``: True (pong) if ``peer`` answers ``{is_auth, Us}`` with ``yes``."""
         try:
             reply = await self.call((Atom("net_kernel"), _atom(peer)), (Atom("is_auth"), self.name), timeout)
@@ -436,7 +438,12 @@ class Node:
         return bool(reply == Atom("yes"))
 
     async def rpc(
-        self, peer: str | Atom, module: str | Atom, function: str | Atom, args: list[Term], timeout: float | None = 5.0
+        self,
+        peer: str | Atom,
+        module: str | Atom,
+        function: str | Atom,
+        args: list[Term],
+        timeout: float | None = 5.0,  # noqa: ASYNC109  (Erlang-style timeout argument)
     ) -> Term:
         """``erpc:call(Peer, Module, Function, Args, Timeout)`` on a BEAM (or Python) node.
 
@@ -447,7 +454,7 @@ class Node:
             RpcError: the remote function raised (``error``/``exit``/``throw`` with its reason).
             NodeDown, CallTimeout: as for :meth:`call`.
         """
-        from erl_interop.node.rpc import erpc_call  # noqa: PLC0415
+        from erl_interop.node.rpc import erpc_call
 
         return await erpc_call(self, _atom(peer), _atom(module), _atom(function), args, timeout)
 

@@ -67,7 +67,7 @@ OK = Atom("ok")
 ERROR = Atom("error")
 
 
-class ProcessExit(Exception):  # noqa: N818  (Erlang's name for the thing)
+class ProcessExit(Exception):
     """The process exits (raise it to exit with ``reason``) or has exited (raised by receive).
 
     Args:
@@ -87,7 +87,7 @@ class ErlangError(Exception):
         self.reason = reason
 
 
-class ErlangThrow(Exception):  # noqa: N818
+class ErlangThrow(Exception):
     """Raise from an exposed function to ``throw(Value)`` to an Erlang caller."""
 
     def __init__(self, value: Term) -> None:
@@ -121,7 +121,7 @@ class Process:
     """One Python process of a :class:`Node`. Created by ``Node.spawn`` / ``Node.process``."""
 
     def __init__(self, node: Node, pid: Pid, *, trap_exit: bool = False) -> None:
-        from erl_interop.node.mailbox import Mailbox  # noqa: PLC0415  (keeps import graph flat)
+        from erl_interop.node.mailbox import Mailbox
 
         self.node = node
         self.pid = pid
@@ -144,7 +144,7 @@ class Process:
 
     # -- user API ------------------------------------------------------------------------
 
-    async def receive(self, match: Match | None = None, timeout: float | None = None) -> Any:
+    async def receive(self, match: Match | None = None, timeout: float | None = None) -> Any:  # noqa: ASYNC109  (the API takes Erlang-style timeouts)
         """Take the oldest matching message (Erlang's selective receive).
 
         Args:
@@ -268,14 +268,13 @@ class Process:
                 state = self._links.get(sender)
                 if state is not None and not state.active and state.unlink_id == unlink_id:
                     del self._links[sender]
-            case ExitSignal(sender=sender, reason=reason, link=True):
-                state = self._links.get(sender)
-                if state is None or not state.active:
-                    return  # arrived over an inactive or unknown link: ignored
-                del self._links[sender]
-                self._on_exit_signal(sender, reason, from_link=True)
-            case ExitSignal(sender=sender, reason=reason, link=False):
-                self._on_exit_signal(sender, reason, from_link=False)
+            case ExitSignal(sender=sender, reason=reason, link=from_link):
+                if from_link:
+                    state = self._links.get(sender)
+                    if state is None or not state.active:
+                        return  # arrived over an inactive or unknown link: ignored
+                    del self._links[sender]
+                self._on_exit_signal(sender, reason, from_link=from_link)
             case Monitor(sender=sender, target=target, ref=ref):
                 self._monitored_by[ref] = (sender, target if isinstance(target, Atom) else None)
             case Demonitor(ref=ref):

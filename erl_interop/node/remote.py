@@ -249,5 +249,4 @@ def _free_port() -> int:
 
 
 def _peer_atom(channel: DistChannel) -> Atom:
-    peer = channel.peer_node
-    return peer if isinstance(peer, Atom) else Atom(peer)
+    return Atom(channel.peer_node)

@@ -71,7 +71,7 @@ class RpcError(ErlInteropError):
         self.stack = [] if stack is None else stack
 
 
-def _args_list(args: Term) -> list[Term] | None:
+def _args_list(args: Any) -> list[Term] | None:
     # Argument lists of small integers arrive as STRING_EXT (reference §12): accept any
     # list-like of terms except binaries, and hand the function a plain list.
     if isinstance(args, list):
@@ -84,7 +84,9 @@ def _args_list(args: Term) -> list[Term] | None:
         return None
 
 
-async def apply_exposed(node: Node, module: Atom, function: Atom, args: list[Term]) -> tuple[Atom, Term, Term]:
+async def apply_exposed(
+    node: Node, module: Atom, function: Atom, args: list[Term]
+) -> tuple[Atom, Term, list[Term]]:
     """Run an exposed function the way ``erpc:execute_call`` would.
 
     Args:
@@ -99,7 +101,7 @@ async def apply_exposed(node: Node, module: Atom, function: Atom, args: list[Ter
     fn = node.exposed(module, function)
     if fn is None:
         return ERROR, UNDEF, [(module, function, args, [])]
-    stack = [(module, function, len(args), [])]
+    stack: list[Term] = [(module, function, len(args), [])]
     try:
         value = fn(*args)
         if inspect.isawaitable(value):
@@ -124,33 +126,43 @@ class _Rex(GenServer):
         self.node = node
 
     async def handle_call(self, request: Term, from_: From) -> Any:
-        match request:
-            case (Atom() as kind, Atom() as m, Atom() as f, a, _gl) if kind in (Atom("call"), Atom("block_call")):
+        message: Any = request  # decoded data: matched structurally, typed loosely
+        match message:
+            case (Atom() as kind, Atom() as m, Atom() as f, a, _gl) if kind in (
+                Atom("call"),
+                Atom("block_call"),
+            ):
                 self.node.spawn(self._worker, m, f, a, from_, None)
                 return NO_REPLY
             case _:
                 return (BADRPC, (Atom("unsupported"), request))
 
     async def handle_cast(self, request: Term) -> None:
-        match request:
+        message: Any = request
+        match message:
             case (Atom() as kind, Atom() as m, Atom() as f, a, _gl) if kind == Atom("cast"):
                 self.node.spawn(self._worker, m, f, a, None, None)
 
-    async def handle_info(self, message: Term) -> None:
+    async def handle_info(self, info: Term) -> None:
+        message: Any = info
         match message:
             case (Pid() as sender, feat) if feat == Atom("features_request"):
                 assert self.process is not None
                 self.process.send(sender, (Atom("features_reply"), self.node.name, [ERPC]))
-            case (Pid() as sender, (Atom() as kind, Atom() as m, Atom() as f, a, _gl)) if kind == Atom("call"):
+            case (Pid() as sender, (Atom() as kind, Atom() as m, Atom() as f, a, _gl)) if kind == Atom(
+                "call"
+            ):
                 self.node.spawn(self._worker, m, f, a, None, sender)
 
-    async def _worker(self, proc: Process, m: Atom, f: Atom, a: Term, from_: From | None, to: Pid | None) -> None:
+    async def _worker(
+        self, proc: Process, m: Atom, f: Atom, a: Term, from_: From | None, to: Pid | None
+    ) -> None:
         args = _args_list(a)
         if args is None:
             result: Term = (BADRPC, (EXIT_TAG, (Atom("badarg"), [])))
         else:
             kind, value, stack = await apply_exposed(self.node, m, f, args)
-            if kind == RETURN or kind == THROW:
+            if kind in (RETURN, THROW):
                 result = value
             elif kind == EXIT_CLASS:
                 result = (BADRPC, (EXIT_TAG, value))
@@ -220,7 +232,7 @@ class RpcService:
 async def _io_server(proc: Process) -> None:
     """A minimal group leader: acknowledges every ``io_request`` so remote output never blocks."""
     while True:
-        message = await proc.receive()
+        message: Any = await proc.receive()
         match message:
             case (Atom() as tag, Pid() as sender, reply_as, request) if tag == Atom("io_request"):
                 log.info("%s: io_request from %r: %r", proc.node.name, sender, request)
@@ -230,7 +242,12 @@ async def _io_server(proc: Process) -> None:
 
 
 async def erpc_call(
-    node: Node, peer: Atom, module: Atom, function: Atom, args: list[Term], timeout: float | None
+    node: Node,
+    peer: Atom,
+    module: Atom,
+    function: Atom,
+    args: list[Term],
+    timeout: float | None,  # noqa: ASYNC109  (Erlang-style timeout argument)
 ) -> Term:
     """``erpc:call`` from Python: SPAWN_REQUEST of ``erpc:execute_call/4`` with a monitor (§7.3).
 
@@ -298,4 +315,3 @@ def _erpc_result(peer: Atom, res: Reference, reason: Term) -> Term:
             if reason == NOCONNECTION:
                 raise NodeDown(f"node {peer} went down during the call")
             raise RpcError(EXIT_CLASS, (Atom("signal"), reason))
-

@@ -170,7 +170,12 @@ class SyncNode:
         return self.run(self.node.ping(peer, timeout))
 
     def rpc(
-        self, peer: str | Atom, module: str | Atom, function: str | Atom, args: list[Term], timeout: float | None = 5.0
+        self,
+        peer: str | Atom,
+        module: str | Atom,
+        function: str | Atom,
+        args: list[Term],
+        timeout: float | None = 5.0,
     ) -> Term:
         """Blocking :meth:`Node.rpc`."""
         return self.run(self.node.rpc(peer, module, function, args, timeout))

@@ -62,7 +62,7 @@ def signal_to_control(signal: s.Signal, flags: DistFlags) -> tuple[c.ControlMess
             if exit_payload:
                 return c.PayloadExit(from_pid=sender, to_pid=to), reason
             return c.Exit(from_pid=sender, to_pid=to, reason=reason), NO_PAYLOAD
-        case s.ExitSignal(sender=sender, to=to, reason=reason, link=False):
+        case s.ExitSignal(sender=sender, to=to, reason=reason):
             if exit_payload:
                 return c.PayloadExit2(from_pid=sender, to_pid=to), reason
             return c.Exit2(from_pid=sender, to_pid=to, reason=reason), NO_PAYLOAD
@@ -75,19 +75,28 @@ def signal_to_control(signal: s.Signal, flags: DistFlags) -> tuple[c.ControlMess
                 return c.PayloadMonitorPExit(from_proc=sender, to_pid=to, ref=ref), reason
             return c.MonitorPExit(from_proc=sender, to_pid=to, ref=ref, reason=reason), NO_PAYLOAD
         case s.SpawnRequest(
-            req_id=req_id, sender=sender, group_leader=gl, module=m, function=f, arity=a, options=opts, args=args
+            req_id=req_id,
+            sender=sender,
+            group_leader=gl,
+            module=m,
+            function=f,
+            arity=a,
+            options=opts,
+            args=args,
         ):
-            return (
-                c.SpawnRequest(req_id=req_id, from_pid=sender, group_leader=gl, module=m, function=f, arity=a, opts=opts),
-                list(args),
+            request = c.SpawnRequest(
+                req_id=req_id, from_pid=sender, group_leader=gl, module=m, function=f, arity=a, opts=opts
             )
+            return request, list(args)
         case s.SpawnReply(req_id=req_id, to=to, flags=reply_flags, result=result):
             return c.SpawnReply(req_id=req_id, to_pid=to, flags=reply_flags, result=result), NO_PAYLOAD
         case _:
             assert_never(signal)
 
 
-def signal_from_control(control: c.ControlMessage, payload: Term, *, local: Atom, peer: Atom) -> s.Signal | None:
+def signal_from_control(
+    control: c.ControlMessage, payload: Term, *, local: Atom, peer: Atom
+) -> s.Signal | None:
     """The signal a control message from ``peer`` stands for.
 
     Args:
@@ -133,7 +142,9 @@ def signal_from_control(control: c.ControlMessage, payload: Term, *, local: Atom
             return s.Down(sender=sender, sender_node=peer, to=to, ref=ref, reason=reason)
         case c.PayloadMonitorPExit(from_proc=sender, to_pid=to, ref=ref):
             return s.Down(sender=sender, sender_node=peer, to=to, ref=ref, reason=payload)
-        case c.SpawnRequest(req_id=req_id, from_pid=sender, group_leader=gl, module=m, function=f, arity=a, opts=o):
+        case c.SpawnRequest(
+            req_id=req_id, from_pid=sender, group_leader=gl, module=m, function=f, arity=a, opts=o
+        ):
             return s.SpawnRequest(
                 req_id=req_id,
                 sender=sender,
@@ -154,9 +165,6 @@ def signal_from_control(control: c.ControlMessage, payload: Term, *, local: Atom
 
 
 def _as_list(payload: Term) -> list[Term]:
-    # Argument lists of small integers arrive as STRING_EXT (reference §12); the codec gives
-    # those back as a list-like of ints, which we unpack into a plain list here.
-    try:
-        return list(payload)  # type: ignore[call-overload]
-    except TypeError:
-        return []
+    # A spawn argument list that is not a list (a peer bug): treat as no arguments; the
+    # spawned function then fails with undef/badarity as it would on the BEAM.
+    return list(payload) if isinstance(payload, tuple) else []
