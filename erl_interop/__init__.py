@@ -1,6 +1,91 @@
 """erl_interop: a Python node that speaks the Erlang distribution protocol.
 
 Owns: the public surface of the package (re-exports only). Must not: run code at import.
+
+Start with :class:`Node` (asyncio) or :class:`SyncNode` (blocking facade for scripts); terms
+are plain Python values plus the types re-exported here (``Atom``, ``Pid``, ...).
 """
 
-__all__: list[str] = []
+from erl_interop.errors import (
+    CallTimeout,
+    CodecError,
+    ConnectionLost,
+    DecodeError,
+    EncodeError,
+    EpmdError,
+    ErlInteropError,
+    HandshakeError,
+    NodeDown,
+    NoProc,
+)
+from erl_interop.node import (
+    NO_REPLY,
+    CallExit,
+    ErlangError,
+    ErlangThrow,
+    GenServer,
+    Node,
+    Process,
+    ProcessExit,
+    RpcError,
+    SyncNode,
+    SyncProcess,
+    reply,
+)
+from erl_interop.term import (
+    Atom,
+    BitString,
+    Charlist,
+    ExportFun,
+    ImproperList,
+    Map,
+    OpaqueFun,
+    Pid,
+    Port,
+    Reference,
+    Term,
+    binary_to_term,
+    decode,
+    encode,
+    term_to_binary,
+)
+
+__all__ = [
+    "NO_REPLY",
+    "Atom",
+    "BitString",
+    "CallExit",
+    "CallTimeout",
+    "Charlist",
+    "CodecError",
+    "ConnectionLost",
+    "DecodeError",
+    "EncodeError",
+    "EpmdError",
+    "ErlInteropError",
+    "ErlangError",
+    "ErlangThrow",
+    "ExportFun",
+    "GenServer",
+    "HandshakeError",
+    "ImproperList",
+    "Map",
+    "NoProc",
+    "Node",
+    "NodeDown",
+    "OpaqueFun",
+    "Pid",
+    "Port",
+    "Process",
+    "ProcessExit",
+    "Reference",
+    "RpcError",
+    "SyncNode",
+    "SyncProcess",
+    "Term",
+    "binary_to_term",
+    "decode",
+    "encode",
+    "reply",
+    "term_to_binary",
+]
