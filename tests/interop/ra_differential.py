@@ -393,21 +393,21 @@ def assert_same_as_ra(scenario: Scenario, outcomes: Sequence[Outcome]) -> None:
 
 @dataclass
 class Shells:
-    """The client-side peers, one per shell kind, all connected to the same cookie."""
+    """The client-side peers by shell kind, all on the servers' cookie."""
 
-    ra_client: ErlPeer
-    bare: ErlPeer
-    elixir: ErlPeer
+    peers: dict[ShellKind, ErlPeer] = field(default_factory=dict)
+
+    @property
+    def ra_client(self) -> ErlPeer:
+        return self.for_kind("ra_client")
 
     def for_kind(self, kind: ShellKind) -> ErlPeer:
-        """The shell that runs scenarios of ``kind``."""
-        match kind:
-            case "ra_client":
-                return self.ra_client
-            case "bare":
-                return self.bare
-            case "elixir":
-                return self.elixir
+        """The shell that runs scenarios of ``kind``.
+
+        Raises:
+            KeyError: that shell was not started.
+        """
+        return self.peers[kind]
 
 
 def _start_all(peers: Sequence[ErlPeer]) -> None:
@@ -417,25 +417,29 @@ def _start_all(peers: Sequence[ErlPeer]) -> None:
             fut.result()
 
 
+ALL_SHELLS: tuple[ShellKind, ...] = ("ra_client", "bare", "elixir")
+
+
 @contextlib.contextmanager
-def client_shells(prefix: str, cookie: str) -> Iterator[Shells]:
-    """Start the three shells (Ra client code on the path; no Ra code; Elixir with Ra's code).
+def client_shells(prefix: str, cookie: str, kinds: Sequence[ShellKind] = ALL_SHELLS) -> Iterator[Shells]:
+    """Start client shells: ``ra_client`` (erl with Ra's code), ``bare`` (erl without Ra), ``elixir``.
 
     Args:
         prefix: unique node-name prefix.
         cookie: distribution cookie shared with the servers.
+        kinds: which shells to start.
     """
-    shells = Shells(
-        ra_client=ErlPeer(f"{prefix}sh", cookie, long_names=True, code_path=ra_ebin_dirs()),
-        bare=ErlPeer(f"{prefix}bare", cookie, long_names=True),
-        elixir=ErlPeer(f"{prefix}ex", cookie, long_names=True, code_path=ra_ebin_dirs(), elixir=True),
-    )
-    peers = [shells.ra_client, shells.bare, shells.elixir]
+    make: dict[ShellKind, ErlPeer] = {
+        "ra_client": ErlPeer(f"{prefix}sh", cookie, long_names=True, code_path=ra_ebin_dirs()),
+        "bare": ErlPeer(f"{prefix}bare", cookie, long_names=True),
+        "elixir": ErlPeer(f"{prefix}ex", cookie, long_names=True, code_path=ra_ebin_dirs(), elixir=True),
+    }
+    shells = Shells({k: make[k] for k in kinds})
     try:
-        _start_all(peers)
+        _start_all(list(shells.peers.values()))
         yield shells
     finally:
-        for p in peers:
+        for p in shells.peers.values():
             p.stop()
 
 
@@ -481,6 +485,101 @@ def ra_cluster(prefix: str, cookie: str, data_dir: Path, size: int = 3) -> Itera
     finally:
         for p in cluster.peers:
             p.stop()
+
+
+# A machine that asks for a snapshot at every index, so that a joining member gets an
+# install_snapshot_rpc (compiled on the Ra nodes by the capture, never stored as a .beam).
+CAPTURE_MACHINE_SRC = """
+-module(pyra_capture_machine).
+-export([init/1, apply/3]).
+init(_) -> 0.
+apply(#{index := I}, C, S) -> S2 = S + C, {S2, S2, [{release_cursor, I, S2}]}.
+"""
+
+# Tracing collector: keeps what a Ra server process sends to other nodes (casts, calls, replies to
+# aliases) and every gen call/cast/reply it receives, in order. ``set_on_spawn`` also covers the
+# processes a Ra server spawns for vote calls and snapshot sending (ra-internals §1.3).
+_CAPTURE_SETUP = (
+    "CapCol = fun C(Acc) -> receive "
+    "{trace, _, send, M, To} when is_tuple(To); is_reference(To); is_pid(To), node(To) =/= node() -> "
+    "C([{send, To, M} | Acc]); "
+    "{trace, _, 'receive', M} when element(1, M) == '$gen_call'; element(1, M) == '$gen_cast' -> "
+    "C([{recv, M} | Acc]); "
+    "{trace, _, 'receive', {[alias | _], _} = M} -> C([{recv, M} | Acc]); "
+    "{dump, From} -> From ! {dump, lists:reverse(Acc)}, C(Acc); "
+    "_ -> C(Acc) end end, "
+    'CapConf = fun(Id, Members) -> U = ra:new_uid(<<"cap">>), #{id => Id, uid => U, cluster_name => cap, '
+    "log_init_args => #{uid => U, snapshot_interval => 2}, initial_members => Members, "
+    "machine => {module, pyra_capture_machine, #{}}} end, "
+    "CapTrace = fun(N) -> rpc:call(N, erlang, trace, [rpc:call(N, erlang, whereis, [cap]), true, "
+    "[send, 'receive', set_on_spawn, {tracer, rpc:call(N, erlang, whereis, [cap_col])}]]) end, "
+    "[rpc:call(N, erlang, register, [cap_col, erlang:spawn(N, fun() -> CapCol([]) end)]) "
+    "|| N <- [$N1, $N2, $N3]]."
+)
+
+# Every Ra 2.2.0 exchange once: election (pre-vote, vote), replication, commands through a
+# follower (redirect), pipelined commands (notify, low/normal, no correlation), a consistent query
+# (heartbeats), a member joining late (cluster change + install_snapshot), queries, a leadership
+# transfer (try_become_leader), a removal and a cluster deletion.
+_CAPTURE_RUN = (
+    "[ok = ra:start_server(default, CapConf({cap, N}, [{cap, $N1}, {cap, $N2}])) || N <- [$N1, $N2]].",
+    "[CapTrace(N) || N <- [$N1, $N2]].",
+    "ok = ra:trigger_election({cap, $N1}), "
+    "Until(fun() -> ra:members({cap, $N1}, 500) end, fun(R) -> element(1, R) == ok end, 200).",
+    "[ra:process_command({cap, $N2}, I) || I <- lists:seq(1, 6)].",
+    "ok = ra:pipeline_command({cap, $N1}, 10, 42, normal), ok = ra:pipeline_command({cap, $N1}, 11, 43), "
+    "ok = ra:pipeline_command({cap, $N1}, 12), "
+    "(fun Co(Seen) -> case lists:sort(Seen) of [42, 43] -> Seen; _ -> receive {ra_event, _, {applied, L}} "
+    "-> Co(Seen ++ [Corr || {Corr, _} <- L]) after 5000 -> Seen end end end)([]).",
+    "ra:consistent_query({cap, $N1}, fun(S) -> S end).",
+    "ra:add_member({cap, $N1}, {cap, $N3}).",
+    "ok = ra:start_server(default, CapConf({cap, $N3}, [{cap, $N1}, {cap, $N2}])), "
+    "CapTrace($N3), ra:process_command({cap, $N1}, 1).",
+    "ra:local_query({cap, $N2}, {erlang, '+', [0]}).",
+    "ra:leader_query({cap, $N2}, {erlang, '+', [0]}).",
+    "ra:members({cap, $N3}).",
+    "ok = ra:transfer_leadership({cap, $N1}, {cap, $N2}), "
+    "Until(fun() -> ra:ping({cap, $N2}, 1000) end, fun(R) -> R == {pong, leader} end, 200), "
+    "ra:remove_member({cap, $N2}, {cap, $N3}).",
+    "ra:delete_cluster([{cap, $N1}, {cap, $N2}]), "
+    "Until(fun() -> [(catch ra:ping({cap, N}, 1000)) || N <- [$N1, $N2]] end, "
+    "fun(R) -> R == [{error, noproc}, {error, noproc}] end, 200).",
+)
+
+
+def capture_ra_wire(shell: ErlPeer, nodes: Sequence[str], workdir: Path) -> bytes:
+    """Run a Ra 2.2.0 cluster through every exchange and capture its servers' traffic.
+
+    The shell must have Ra's client code; the three ``nodes`` run real Ra with the default system.
+    Each server process is traced (sends to other nodes, received calls, casts and call replies).
+
+    Args:
+        shell: a started ``ra_client`` shell.
+        nodes: the three Ra nodes.
+        workdir: scratch directory for the capture machine's source.
+
+    Returns:
+        ``term_to_binary([{Node, [{send, To, Msg} | {recv, Msg}]}])`` as produced by OTP.
+    """
+    src = workdir / "pyra_capture_machine.erl"
+    src.write_text(CAPTURE_MACHINE_SRC)
+    shell.eval(UNTIL_FUN)
+    all_nodes = substitute("[$N1, $N2, $N3]", nodes, "ra_client")
+    shell.eval(
+        f'{{ok, pyra_capture_machine, CapBin}} = compile:file("{src}", [binary]), '
+        f"[{{module, pyra_capture_machine}} = rpc:call(N, code, load_binary, "
+        f'[pyra_capture_machine, "{src}", CapBin]) || N <- {all_nodes}].'
+    )
+    shell.eval(substitute(_CAPTURE_SETUP, nodes, "ra_client"))
+    for expr in _CAPTURE_RUN:
+        shell.eval(substitute(expr, nodes, "ra_client"))
+    dump = substitute(
+        "[{N, begin {cap_col, N} ! {dump, self()}, receive {dump, L} -> L after 10000 -> timeout end end} "
+        "|| N <- [$N1, $N2, $N3]].",
+        nodes,
+        "ra_client",
+    )
+    return shell.eval_result(dump).etf
 
 
 def main(argv: Sequence[str]) -> int:

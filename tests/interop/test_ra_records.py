@@ -1,0 +1,360 @@
+"""Ra 2.2.0's records and log commands convert exactly, both ways (pyra_dist/erlang/records.py).
+
+The unit tests use the shapes of ra-internals Appendix A; the capture test runs a real Ra 2.2.0
+cluster through every exchange, traces its servers, and checks that every record, entry and
+command they sent or received survives ``to_term(from_term(t)) == t``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from ra_differential import capture_ra_wire, client_shells, ra_cluster
+
+from erl_interop.term import Atom, ImproperList, Map, Pid, Reference, Term, binary_to_term, exact_equal
+from pyra_dist.core.messages import (
+    AppendEntriesReply,
+    AppendEntriesRpc,
+    ChunkState,
+    HeartbeatReply,
+    HeartbeatRpc,
+    InstallSnapshotResult,
+    InstallSnapshotRpc,
+    PeerRpc,
+    PreVoteResult,
+    PreVoteRpc,
+    RequestVoteResult,
+    RequestVoteRpc,
+    TryBecomeLeader,
+)
+from pyra_dist.erlang.records import (
+    RecordError,
+    command_from_term,
+    command_to_term,
+    entry_from_term,
+    entry_to_term,
+    rpc_from_term,
+    rpc_to_term,
+    snapshot_meta_from_term,
+)
+from pyra_dist.types import (
+    AFTER_LOG_APPEND,
+    AWAIT_CONSENSUS,
+    NO_REPLY,
+    ClusterChange,
+    ClusterDelete,
+    Entry,
+    Noop,
+    NotifyReply,
+    PeerState,
+    ServerId,
+    SnapshotMeta,
+    UsrCommand,
+)
+
+A = Atom
+S1 = ServerId("s1", "ra1@vm")
+S2 = ServerId("s2", "spy@vm")
+S4 = ServerId("s4", "spy@vm")
+S1_T = (A("s1"), A("ra1@vm"))
+S2_T = (A("s2"), A("spy@vm"))
+S4_T = (A("s4"), A("spy@vm"))
+CLIENT = Pid(A("ra1@vm"), 9, 0, 1)
+ALIAS_REF = Reference(A("ra1@vm"), 1, (1, 2, 3))
+FROM = (CLIENT, ImproperList((A("alias"),), ALIAS_REF))
+TOKEN = Reference(A("ra1@vm"), 1, (7, 8, 9))
+
+
+def _both_ways(term: Term, value: PeerRpc) -> None:
+    assert rpc_from_term(term) == value
+    assert exact_equal(rpc_to_term(value), term)
+
+
+def test_append_entries_rpc_with_the_first_noop_converts_both_ways() -> None:
+    term = (
+        A("append_entries_rpc"),
+        1,
+        S1_T,
+        0,
+        0,
+        0,
+        [(1, 1, (A("noop"), Map({A("ts"): 1795834541509}), 0))],
+    )
+    rpc = AppendEntriesRpc(
+        term=1,
+        leader_id=S1,
+        leader_commit=0,
+        prev_log_index=0,
+        prev_log_term=0,
+        entries=(Entry(1, 1, Noop(machine_version=0, ts=1795834541509)),),
+    )
+    _both_ways(term, rpc)
+
+
+def test_append_entries_reply_carries_success_as_the_atom_true() -> None:
+    _both_ways(
+        (A("append_entries_reply"), 1, True, 2, 1, 1),
+        AppendEntriesReply(term=1, success=True, next_index=2, last_index=1, last_term=1),
+    )
+    _both_ways(
+        (A("append_entries_reply"), 1, False, 3, 2, 1),
+        AppendEntriesReply(term=1, success=False, next_index=3, last_index=2, last_term=1),
+    )
+
+
+def test_vote_records_keep_field_order_and_the_pre_vote_token() -> None:
+    _both_ways((A("request_vote_rpc"), 1, S1_T, 0, 0), RequestVoteRpc(1, S1, 0, 0))
+    _both_ways((A("request_vote_result"), 1, True), RequestVoteResult(1, True))
+    _both_ways(
+        (A("pre_vote_rpc"), 1, 0, 0, TOKEN, S1_T, 0, 0),
+        PreVoteRpc(
+            version=1,
+            machine_version=0,
+            term=0,
+            token=TOKEN,
+            candidate_id=S1,
+            last_log_index=0,
+            last_log_term=0,
+        ),
+    )
+    _both_ways((A("pre_vote_result"), 0, TOKEN, True), PreVoteResult(term=0, token=TOKEN, vote_granted=True))
+
+
+def test_heartbeat_records_convert_both_ways() -> None:
+    _both_ways((A("heartbeat_rpc"), 7, 1, S1_T), HeartbeatRpc(query_index=7, term=1, leader_id=S1))
+    _both_ways((A("heartbeat_reply"), 7, 1), HeartbeatReply(query_index=7, term=1))
+
+
+def test_install_snapshot_rpc_meta_lists_the_cluster_and_chunks_count_from_one() -> None:
+    meta = Map(
+        {
+            A("cluster"): [S1_T, S2_T],
+            A("index"): 6,
+            A("machine_version"): 0,
+            A("term"): 1,
+        }
+    )
+    data = bytes([2, 118, 197, 58, 131, 97, 15])
+    _both_ways(
+        (A("install_snapshot_rpc"), 1, S1_T, meta, (1, A("last")), data),
+        InstallSnapshotRpc(
+            term=1,
+            leader_id=S1,
+            meta=SnapshotMeta(index=6, term=1, cluster=(S1, S2), machine_version=0),
+            chunk_state=ChunkState(1, "last"),
+            data=data,
+        ),
+    )
+    _both_ways(
+        (A("install_snapshot_result"), 1, 6, 1), InstallSnapshotResult(term=1, last_index=6, last_term=1)
+    )
+
+
+def test_try_become_leader_is_a_bare_atom() -> None:
+    _both_ways(A("try_become_leader"), TryBecomeLeader())
+
+
+def test_usr_commands_keep_from_ts_and_each_reply_mode() -> None:
+    called = (
+        A("$usr"),
+        Map({A("from"): FROM, A("ts"): 1795834542004}),
+        (A("put"), A("a"), 1),
+        A("await_consensus"),
+    )
+    assert command_from_term(called) == UsrCommand(
+        data=(A("put"), A("a"), 1), reply_mode=AWAIT_CONSENSUS, from_=FROM, ts=1795834542004
+    )
+    assert exact_equal(command_to_term(command_from_term(called)), called)
+    notify = (A("$usr"), Map({A("ts"): 5}), (A("put"), A("c"), 3), (A("notify"), 43, CLIENT))
+    assert command_from_term(notify) == UsrCommand(
+        data=(A("put"), A("c"), 3), reply_mode=NotifyReply(43, CLIENT), ts=5
+    )
+    assert exact_equal(command_to_term(command_from_term(notify)), notify)
+    noreply = (A("$usr"), Map({A("ts"): 6}), b"payload", A("noreply"))
+    assert command_from_term(noreply) == UsrCommand(data=b"payload", reply_mode=NO_REPLY, ts=6)
+    assert exact_equal(command_to_term(command_from_term(noreply)), noreply)
+
+
+def test_cluster_change_keeps_every_peer_map_value() -> None:
+    def peer(ci: int, mi: int, ni: int, qi: int, status: Term) -> Map:
+        return Map(
+            {
+                A("commit_index_sent"): ci,
+                A("match_index"): mi,
+                A("next_index"): ni,
+                A("query_index"): qi,
+                A("status"): status,
+            }
+        )
+
+    sending = (A("sending_snapshot"), Pid(A("ra1@vm"), 155, 0, 1))
+    cluster = Map(
+        {
+            S1_T: peer(0, 0, 1, 0, A("normal")),
+            S2_T: peer(7, 7, 8, 1, A("normal")),
+            S4_T: peer(0, 0, 1, 0, sending),
+        }
+    )
+    term = (A("$ra_cluster_change"), Map({A("from"): FROM, A("ts"): 9}), cluster, A("after_log_append"))
+    command = command_from_term(term)
+    assert command == ClusterChange(
+        cluster={
+            S1: PeerState(next_index=1, match_index=0, commit_index_sent=0, query_index=0, status="normal"),
+            S2: PeerState(next_index=8, match_index=7, commit_index_sent=7, query_index=1, status="normal"),
+            S4: PeerState(next_index=1, match_index=0, commit_index_sent=0, query_index=0, status=sending),
+        },
+        reply_mode=AFTER_LOG_APPEND,
+        from_=FROM,
+        ts=9,
+    )
+    assert exact_equal(command_to_term(command), term)
+
+
+def test_delete_cluster_command_converts_both_ways() -> None:
+    term = (A("$ra_cluster"), Map({A("from"): FROM, A("ts"): 3}), A("delete"), A("await_consensus"))
+    assert command_from_term(term) == ClusterDelete(reply_mode=AWAIT_CONSENSUS, from_=FROM, ts=3)
+    assert exact_equal(command_to_term(command_from_term(term)), term)
+
+
+def test_entries_are_index_term_command_triples() -> None:
+    term = (4, 2, (A("noop"), Map({A("ts"): 1}), 3))
+    assert entry_from_term(term) == Entry(4, 2, Noop(machine_version=3, ts=1))
+    assert exact_equal(entry_to_term(entry_from_term(term)), term)
+
+
+@pytest.mark.parametrize(
+    "term",
+    [
+        # Ra main's info_rpc does not exist in 2.2.0.
+        (A("info_rpc"), (A("s1"), A("n")), 1, [A("machine_version")]),
+        # A record with one field too many.
+        (A("heartbeat_reply"), 1, 1, 1),
+        # Booleans are atoms, never integers.
+        (A("request_vote_result"), 1, 1),
+        # Main's live-index snapshot phase.
+        (
+            A("install_snapshot_rpc"),
+            1,
+            S1_T,
+            Map({A("cluster"): [S1_T], A("index"): 1, A("machine_version"): 0, A("term"): 1}),
+            (0, A("init")),
+            b"",
+        ),
+        # An entry whose command carries a key Ra 2.2.0 never writes.
+        (A("append_entries_rpc"), 1, S1_T, 0, 0, 0, [(1, 1, (A("noop"), Map({A("ts"): 1, A("x"): 2}), 0))]),
+    ],
+)
+def test_terms_that_2_2_0_never_sends_are_refused(term: Term) -> None:
+    with pytest.raises(RecordError):
+        rpc_from_term(term)
+
+
+def test_main_style_cluster_values_and_snapshot_meta_maps_are_refused() -> None:
+    voter = Map(
+        {
+            A("commit_index_sent"): 0,
+            A("match_index"): 0,
+            A("next_index"): 1,
+            A("query_index"): 0,
+            A("status"): A("normal"),
+            A("voter_status"): Map({A("membership"): A("voter")}),
+        }
+    )
+    with pytest.raises(RecordError):
+        command_from_term((A("$ra_cluster_change"), Map({A("ts"): 1}), Map({S1_T: voter}), A("noreply")))
+    with pytest.raises(RecordError):
+        snapshot_meta_from_term(
+            Map({A("cluster"): Map({S1_T: Map()}), A("index"): 1, A("machine_version"): 0, A("term"): 1})
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Live capture from a real Ra 2.2.0 cluster
+# ---------------------------------------------------------------------------------------------
+
+GEN_CAST = A("$gen_cast")
+GEN_CALL = A("$gen_call")
+RECORD_TAGS = {
+    "append_entries_rpc",
+    "append_entries_reply",
+    "request_vote_rpc",
+    "request_vote_result",
+    "pre_vote_rpc",
+    "pre_vote_result",
+    "install_snapshot_rpc",
+    "install_snapshot_result",
+    "heartbeat_rpc",
+    "heartbeat_reply",
+}
+
+
+def _records_in(message: Term) -> list[Term]:
+    """The Ra peer records inside one traced message, with Ra's envelopes removed (§1.3)."""
+
+    def is_record(t: Term) -> bool:
+        return t == A("try_become_leader") or (
+            type(t) is tuple and bool(t) and type(t[0]) is Atom and t[0].name in RECORD_TAGS
+        )
+
+    found: list[Term] = []
+    if type(message) is tuple and len(message) == 2 and message[0] == GEN_CAST:
+        body = message[1]
+        if is_record(body):
+            found.append(body)
+        elif type(body) is tuple and len(body) == 2 and is_record(body[1]):
+            found.append(body[1])  # {FollowerId, Reply}
+    elif type(message) is tuple and len(message) == 3 and message[0] == GEN_CALL and is_record(message[2]):
+        found.append(message[2])
+    elif (
+        type(message) is tuple
+        and len(message) == 2
+        and type(message[0]) is ImproperList
+        and is_record(message[1])
+    ):
+        found.append(message[1])  # gen reply {[alias|Ref], Result}
+    return found
+
+
+@pytest.mark.erlang
+def test_every_record_and_entry_a_real_ra_cluster_exchanges_round_trips(tmp_path: Path) -> None:
+    cookie = "c" + secrets.token_hex(8)
+    prefix = "rec" + secrets.token_hex(3)
+    with (
+        ra_cluster(prefix, cookie, tmp_path / "data") as cluster,
+        client_shells(prefix, cookie, kinds=("ra_client",)) as shells,
+    ):
+        etf = capture_ra_wire(shells.ra_client, cluster.nodes, tmp_path)
+    captured = binary_to_term(etf)
+    assert isinstance(captured, list)
+    kinds: Counter[str] = Counter()
+    for _node, events in captured:
+        assert isinstance(events, list)
+        for event in events:
+            message = event[2] if event[0] == A("send") else event[1]
+            for record in _records_in(message):
+                rpc = rpc_from_term(record)
+                assert exact_equal(rpc_to_term(rpc), record)
+                kinds[type(rpc).__name__] += 1
+                if isinstance(rpc, AppendEntriesRpc):
+                    for entry in rpc.entries:
+                        kinds[type(entry.command).__name__] += 1
+    assert set(kinds) == {
+        "AppendEntriesRpc",
+        "AppendEntriesReply",
+        "RequestVoteRpc",
+        "RequestVoteResult",
+        "PreVoteRpc",
+        "PreVoteResult",
+        "HeartbeatRpc",
+        "HeartbeatReply",
+        "InstallSnapshotRpc",
+        "InstallSnapshotResult",
+        "TryBecomeLeader",
+        "Noop",
+        "UsrCommand",
+        "ClusterChange",
+        "ClusterDelete",
+    }
