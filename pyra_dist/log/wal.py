@@ -346,6 +346,10 @@ class Wal:
             cfg.wal_max_entries is not None and f.entries >= cfg.wal_max_entries
         ):
             self._roll_over()
+        # Counted after a rollover so that ``wait_durable`` also waits for the rollover hand-off.
+        with self._cond:
+            self._durable_seq += len(batch)
+            self._cond.notify_all()
 
     def _sync(self, fd: int) -> None:
         method = self._config.wal_sync_method
@@ -362,9 +366,6 @@ class Wal:
             cb = callbacks.get(uid)
             if cb is not None:
                 cb(WalWritten(uid, tuple((r[0], r[1], r[2]) for r in uid_runs)))
-        with self._cond:
-            self._durable_seq += n
-            self._cond.notify_all()
 
     def _roll_over(self) -> None:
         old = self._file
