@@ -464,6 +464,11 @@ class Node:
             return False
         return await self._peers.connect(_atom(peer))
 
+    def disconnect(self, peer: str | Atom) -> bool:
+        """Drop the connection to ``peer`` (``erlang:disconnect_node/1``); links and monitors
+        over it fire ``noconnection``. Returns False if there was no connection."""
+        return False if self._peers is None else self._peers.disconnect(_atom(peer))
+
     def nodes(self) -> list[Atom]:
         """Names of the peers currently connected."""
         return [] if self._peers is None else self._peers.connected()

@@ -119,6 +119,14 @@ class Peers:
             with contextlib.suppress(Exception):
                 await self._epmd_server.close()
 
+    def disconnect(self, peer: Atom) -> bool:
+        """Close the channel to ``peer``; ``on_closed`` fans out ``noconnection``."""
+        channel = self._channels.get(peer)
+        if channel is None or channel.closed:
+            return False
+        channel.close("disconnect")
+        return True
+
     def connected(self) -> list[Atom]:
         """Peers with an established channel."""
         return [name for name, ch in self._channels.items() if not ch.closed]
