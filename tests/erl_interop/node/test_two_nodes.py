@@ -19,7 +19,9 @@ class Echo(GenServer):
         return (Atom("echo"), request)
 
 
-async def test_two_nodes_ping_send_call_and_rpc_each_other(cookie: str, node_name: Callable[[str], str]) -> None:
+async def test_two_nodes_ping_send_call_and_rpc_each_other(
+    cookie: str, node_name: Callable[[str], str]
+) -> None:
     async with Node(node_name("a"), cookie=cookie) as a, Node(node_name("b"), cookie=cookie) as b:
         assert await a.ping(b.name) is True
         assert b.nodes() == [a.name]
@@ -72,7 +74,9 @@ async def test_losing_the_connection_fires_noconnection_for_links_and_monitors(
             assert a.nodes() == []
 
 
-async def test_stopping_a_node_exits_its_processes_with_shutdown(cookie: str, node_name: Callable[[str], str]) -> None:
+async def test_stopping_a_node_exits_its_processes_with_shutdown(
+    cookie: str, node_name: Callable[[str], str]
+) -> None:
     async with Node(node_name("a"), cookie=cookie) as a:
         async with Node(node_name("b"), cookie=cookie) as b:
             remote = b.process()
