@@ -250,7 +250,7 @@ class DistConnection:
         self._frames.feed(data)
         self._read = True
         events: list[DistEvent] = []
-        while self.state is not ConnectionState.CLOSED:
+        while not self._is_closed():
             if self.state is ConnectionState.HANDSHAKE and not self.handshake.expecting():
                 break  # acceptor awaiting answer_peer(); keep bytes buffered
             try:
@@ -353,13 +353,13 @@ class DistConnection:
                 self._out += _HEADER_0_REFS
                 self._out += body
         else:
-            packet = bytearray((_PASS_THROUGH, VERSION_MAGIC))
-            encode(control_to_term(control), packet)
+            wire = bytearray((_PASS_THROUGH, VERSION_MAGIC))
+            encode(control_to_term(control), wire)
             if with_payload:
-                packet.append(VERSION_MAGIC)
-                encode(payload, packet)
-            self._out += _U32.pack(len(packet))
-            self._out += packet
+                wire.append(VERSION_MAGIC)
+                encode(payload, wire)
+            self._out += _U32.pack(len(wire))
+            self._out += wire
         self._written = True
 
     # -- timers --------------------------------------------------------------------------------
@@ -462,7 +462,8 @@ class DistConnection:
         control_term, offset = decode(data, offset, atom_cache=atom_cache)
         control = control_from_term(control_term)
         payload: Term | None = None
-        assert isinstance(control_term, tuple)
+        # control_from_term checked it is a tuple starting with an int.
+        assert isinstance(control_term, tuple) and isinstance(control_term[0], int)
         if op_carries_payload(control_term[0]):
             if not self._header_mode:
                 if offset >= len(data) or data[offset] != VERSION_MAGIC:
@@ -474,6 +475,10 @@ class DistConnection:
                 f"{len(data) - offset} trailing bytes after a {type(control).__name__} message"
             )
         return MessageReceived(control=control, payload=payload)
+
+    def _is_closed(self) -> bool:
+        # A method, not an inline comparison: handlers called in a loop change self.state.
+        return self.state is ConnectionState.CLOSED
 
     def _close(self, reason: str, detail: str) -> ConnectionClosed:
         self.state = ConnectionState.CLOSED

@@ -18,7 +18,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Callable
-from typing import Final, Protocol
+from typing import Final, Protocol, assert_never
 
 from erl_interop.dist.connection import (
     ConnectionClosed,
@@ -152,7 +152,7 @@ class DistChannel:
                 data = await self._reader.read(_READ_SIZE)
             except (OSError, asyncio.IncompleteReadError):
                 data = b""
-            if self.closed:
+            if self._closed.done():
                 break
             if not data:
                 self._process(self._conn.eof())
@@ -195,7 +195,7 @@ class DistChannel:
                 case PeerNamed() | Established():
                     pass
                 case _:
-                    pass
+                    assert_never(event)
         if not self.closed:
             self._arm_timer()
 
@@ -255,7 +255,7 @@ async def _handshake(
                 case MessageReceived() | ConnectionClosed():
                     pass
                 case _:
-                    pass
+                    assert_never(event)
         return None
 
     flush()

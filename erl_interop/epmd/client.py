@@ -123,11 +123,11 @@ class EpmdRegistration:
         return self._closed
 
     async def _watch_loop(self, reader: asyncio.StreamReader) -> None:
-        while not self._closed:
+        while not self.closed:
             with contextlib.suppress(OSError):
                 while await reader.read(64):
                     pass  # epmd never sends anything after the reply; EOF means it went away
-            if self._closed:
+            if self._is_closed():
                 return
             log.warning("epmd connection for %s lost; re-registering", self.name)
             while not self._closed:
@@ -141,6 +141,10 @@ class EpmdRegistration:
                     continue
                 log.warning("%s re-registered with epmd (new creation %d ignored)", self.name, creation)
                 break
+
+    def _is_closed(self) -> bool:
+        # A method call, so type checkers do not assume the flag kept its value across awaits.
+        return self._closed
 
     async def close(self) -> None:
         """Unregister: close the socket to epmd (there is no explicit unregister request)."""

@@ -16,6 +16,7 @@ import ipaddress
 import logging
 import secrets
 from dataclasses import dataclass
+from typing import assert_never
 
 from erl_interop.epmd.protocol import (
     Alive2Req,
@@ -136,7 +137,7 @@ class EpmdServer:
             case UnsupportedReq(tag=tag):
                 log.debug("embedded epmd: unsupported request %d", tag)
             case _:
-                pass
+                assert_never(request)
 
     async def _alive2(
         self, request: Alive2Req, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
