@@ -1,14 +1,401 @@
-"""leader role handlers (stub: being implemented)."""
+"""Leader handlers: becoming leader, client commands, membership, queries, leadership transfer.
+
+Owns: what a Ra 2.2.0 leader does with each input (ra-internals §2.2-2.4, §3.3-3.4, §4, §5.2):
+the election-winning sequence (empty AER to every peer, then a ``noop`` carrying the machine
+version), appending client commands with their reply modes, one membership change at a time,
+consistent queries through a heartbeat round, ``try_become_leader`` transfers, and stepping down or
+stopping when removed. Must not: let a second membership change in before the previous one (and
+the leader's noop) is applied, or answer a consistent query before a quorum confirmed leadership.
+"""
 
 from __future__ import annotations
 
-from pyra_dist.core.apply import ApplyMixin
-from pyra_dist.core.effects import Effect
-from pyra_dist.core.events import Event
+from pyra_dist.core.effects import (
+    AtomReply,
+    Effect,
+    ErrorReply,
+    OkReply,
+    SendRpc,
+    StartTimer,
+    WrapReply,
+)
+from pyra_dist.core.events import (
+    CommandRequest,
+    DeleteClusterRequest,
+    Event,
+    JoinRequest,
+    LeaveRequest,
+    LogWritten,
+    MachineDown,
+    MachineNodeEvent,
+    MachineTimer,
+    PeerMessage,
+    QueryRequest,
+    StateQueryRequest,
+    Tick,
+    TimerFired,
+    TimerKind,
+    TransferLeadershipRequest,
+    TriggerElection,
+)
+from pyra_dist.core.machine import Down, NodeDown, NodeUp, Timeout
+from pyra_dist.core.messages import (
+    AppendEntriesReply,
+    AppendEntriesRpc,
+    HeartbeatReply,
+    HeartbeatRpc,
+    InstallSnapshotResult,
+    InstallSnapshotRpc,
+    PreVoteRpc,
+    RequestVoteResult,
+    RequestVoteRpc,
+    TryBecomeLeader,
+)
+from pyra_dist.core.quorum import agreed_value
+from pyra_dist.core.replication import ReplicationMixin
+from pyra_dist.core.state import ParkedCall, PeerProgress
+from pyra_dist.types import (
+    AfterLogAppend,
+    ClusterChange,
+    ClusterDelete,
+    Command,
+    Entry,
+    Index,
+    Noop,
+    PeerState,
+    Role,
+    ServerId,
+    UsrCommand,
+)
 
 
-class LeaderRole(ApplyMixin):
-    """Stub."""
+class LeaderRole(ReplicationMixin):
+    """Handlers for ``leader`` (and the old leader waiting for a transfer)."""
+
+    # -- becoming leader -------------------------------------------------------------------------------
+
+    def become_leader(self, effects: list[Effect]) -> None:
+        """Raft §5.2 win: reset peers, announce with empty AERs, append the noop (ra-internals §2.3)."""
+        self.leader_id = self.id
+        self.votes = set()
+        self.disarm_election_timer(effects)
+        last_index, last_term = self.log.last_index_term()
+        self.peers = {peer: PeerProgress(next_index=last_index + 1) for peer in self.others()}
+        self.cluster_change_permitted = False
+        self.query_index = 0
+        self.pending_queries = []
+        self.parked_queries = []
+        self.set_role(Role.LEADER, effects)
+        for peer in sorted(self.peers):
+            self.send_aer(peer, self.peers[peer], last_index, last_term, (), effects)
+        # 2.2.0: the noop carries the leader's latest machine version (ra-internals §3.2).
+        noop = self.leader_append(
+            Noop(machine_version=self.config.machine.version(), ts=self.now_ms), effects
+        )
+        self.noop_index = noop.index
+        self.replicate_all(effects)
+        # Calls parked while campaigning are handled as if freshly received (ra-internals §4.1).
+        parked, self.parked = self.parked, []
+        for call in parked:
+            self.leader_handle(call.event, effects)
+
+    def noop_applied(self) -> bool:
+        """True once this leader's noop is applied (gate for membership changes, §3.4)."""
+        return self.role == Role.LEADER and self.last_applied >= self.noop_index
+
+    def leader_append(self, command: Command, effects: list[Effect]) -> Entry:
+        """Append ``command`` at the next index in the current term."""
+        entry = Entry(index=self.log.last_index + 1, term=self.current_term, command=command)
+        self.log_append([entry], effects)
+        return entry
+
+    def append_usr(self, command: UsrCommand, effects: list[Effect]) -> Index:
+        """Append a user command; ``after_log_append`` is answered right away with ``{Index, Term}``."""
+        entry = self.leader_append(command, effects)
+        if isinstance(command.reply_mode, AfterLogAppend) and command.from_ is not None:
+            self.reply(command.from_, WrapReply(reply=(entry.index, entry.term)), effects)
+        return entry.index
+
+    def members_changed(self, effects: list[Effect]) -> None:
+        """Keep the peer map in step with the configuration (new members start at next_index 1)."""
+        if self.role != Role.LEADER and not self.transferring:
+            return
+        wanted = set(self.others())
+        for peer in list(self.peers):
+            if peer not in wanted:
+                del self.peers[peer]
+        for peer in sorted(wanted):
+            if peer not in self.peers:
+                self.peers[peer] = PeerProgress(next_index=1)
+
+    # -- the handler -------------------------------------------------------------------------------------
 
     def leader_handle(self, event: Event, effects: list[Effect]) -> None:
-        """Stub."""
+        """Handle ``event`` as the leader."""
+        if self.handle_common(event, effects):
+            return
+        match event:
+            case PeerMessage(sender=sender, msg=msg):
+                self.leader_peer_message(event, sender, msg, effects)
+            case CommandRequest(data=data, reply_mode=mode, from_=from_, system_time=ts):
+                self.append_usr(
+                    UsrCommand(data=data, reply_mode=mode, from_=from_, ts=ts or self.now_ms), effects
+                )
+                self.replicate_all(effects)
+            case JoinRequest() | LeaveRequest():
+                self.membership_request(event, effects)
+            case DeleteClusterRequest(from_=from_, system_time=ts):
+                self.leader_append(ClusterDelete(from_=from_, ts=ts or self.now_ms), effects)
+                self.replicate_all(effects)
+            case QueryRequest(kind="leader") as query:
+                self.local_query_reply(query, effects)
+            case QueryRequest(kind="consistent") as query:
+                self.consistent_query(query, effects)
+            case QueryRequest():
+                self.local_query_reply(event, effects)
+            case StateQueryRequest(what=what, from_=from_):
+                self.reply(from_, OkReply(value=self.state_query_value(what), leader=self.id), effects)
+            case TransferLeadershipRequest(target=target, from_=from_):
+                self.transfer_leadership(target, from_, effects)
+            case TriggerElection(from_=from_):
+                self.reply(from_, AtomReply(atom="ok"), effects)
+            case TimerFired(key=MachineTimer(name=name)):
+                self.append_usr(UsrCommand(data=Timeout(name=name), ts=self.now_ms), effects)
+                self.replicate_all(effects)
+            case MachineDown(pid=pid, info=info):
+                self.append_usr(UsrCommand(data=Down(pid=pid, info=info), ts=self.now_ms), effects)
+                self.replicate_all(effects)
+            case MachineNodeEvent(node=node, up=up):
+                data = NodeUp(node=node) if up else NodeDown(node=node)
+                self.append_usr(UsrCommand(data=data, ts=self.now_ms), effects)
+                self.replicate_all(effects)
+            case LogWritten(to_index=to_index, term=term):
+                if self.log.written(to_index, term):
+                    self.maybe_commit(effects)
+            case Tick(system_time=now):
+                self.leader_tick(now, effects)
+            case _:
+                pass
+
+    def leader_peer_message(
+        self, event: PeerMessage, sender: ServerId, msg: object, effects: list[Effect]
+    ) -> None:
+        """Peer records reaching a leader (terms already normalised)."""
+        match msg:
+            case AppendEntriesReply():
+                self.on_aer_reply(sender, msg, effects)
+            case HeartbeatReply():
+                self.on_heartbeat_reply(sender, msg, effects)
+            case InstallSnapshotResult():
+                self.on_snapshot_result(sender, msg, effects)
+            case PreVoteRpc():
+                # 2.2.0: no answer; "enforce leadership" by re-sending AERs to every peer (§2.3).
+                for peer in sorted(self.peers):
+                    self.replicate(peer, effects, force=True)
+            case RequestVoteRpc():
+                result = RequestVoteResult(term=self.current_term, vote_granted=False)
+                effects.append(SendRpc(to=msg.candidate_id, rpc=result, reply_to=event.call))
+            case AppendEntriesRpc():
+                if msg.term < self.current_term:
+                    reply = AppendEntriesReply(
+                        term=self.current_term,
+                        success=False,
+                        next_index=self.log.last_index + 1,
+                        last_index=self.log.last_written()[0],
+                        last_term=self.log.last_written()[1],
+                    )
+                    effects.append(SendRpc(to=msg.leader_id, rpc=reply))
+            case HeartbeatRpc():
+                if msg.term < self.current_term:
+                    reply_hb = HeartbeatReply(query_index=msg.query_index, term=self.current_term)
+                    effects.append(SendRpc(to=msg.leader_id, rpc=reply_hb))
+            case InstallSnapshotRpc() | TryBecomeLeader():
+                pass
+            case _:
+                pass  # stale vote results
+
+    def leader_tick(self, now: int, effects: list[Effect]) -> None:
+        """Ra's tick: re-send to stale peers, heartbeats for pending queries, machine tick."""
+        last = self.log.last_index
+        for peer in sorted(self.peers):
+            p = self.peers[peer]
+            if p.status != "normal":
+                continue
+            if p.match_index < last:
+                # Unconfirmed entries (maybe lost): restart the pipeline after the last match.
+                p.next_index = p.match_index + 1
+                self.replicate(peer, effects)
+            elif p.commit_index_sent < self.commit_index:
+                self.replicate(peer, effects)
+        self.tick_snapshot_transfers(effects)
+        if self.pending_queries:
+            self.send_heartbeats(effects)
+        self.run_machine_effects(list(self.machine.tick(now, self.machine_state)), effects)
+
+    # -- membership (ra-internals §3.3, §3.4) -----------------------------------------------------------
+
+    def membership_request(self, event: JoinRequest | LeaveRequest, effects: list[Effect]) -> None:
+        """``'$ra_join'``/``'$ra_leave'`` become a ``'$ra_cluster_change'`` entry; one at a time."""
+        if not self.cluster_change_permitted:
+            self.reply(event.from_, ErrorReply(reason="cluster_change_not_permitted"), effects)
+            return
+        if isinstance(event, JoinRequest):
+            if event.server_id in self.members:
+                self.reply(event.from_, ErrorReply(reason="already_member"), effects)
+                return
+            new_members = tuple(sorted((*self.members, event.server_id)))
+        else:
+            if event.server_id not in self.members:
+                self.reply(event.from_, ErrorReply(reason="not_member"), effects)
+                return
+            new_members = tuple(m for m in self.members if m != event.server_id)
+        cluster = {m: self.peer_state(m) for m in new_members}
+        change = ClusterChange(
+            cluster=cluster,
+            reply_mode=event.reply_mode,
+            from_=event.from_,
+            ts=event.system_time or self.now_ms,
+        )
+        self.cluster_change_permitted = False
+        entry = self.leader_append(change, effects)
+        if isinstance(event.reply_mode, AfterLogAppend):
+            self.reply(event.from_, WrapReply(reply=(entry.index, entry.term)), effects)
+        self.replicate_all(effects)
+        self.maybe_commit(effects)
+
+    def peer_state(self, member: ServerId) -> PeerState:
+        """The 2.2.0 cluster-map value for ``member`` (five keys, status normal, ra-internals §3.3)."""
+        p = self.peers.get(member)
+        if p is None:
+            return PeerState()
+        return PeerState(
+            next_index=p.next_index,
+            match_index=p.match_index,
+            commit_index_sent=p.commit_index_sent,
+            query_index=p.query_index,
+        )
+
+    def after_apply(self, effects: list[Effect]) -> None:
+        """Leader duties after applying: release queries, re-issue parked ones, stop when removed."""
+        super().after_apply(effects)
+        if self.role != Role.LEADER:
+            return
+        self.release_queries(effects)
+        if self.cluster_change_permitted and self.parked_queries:
+            parked, self.parked_queries = self.parked_queries, []
+            for query in parked:
+                self.consistent_query(query, effects)
+        removed = not self.is_member() and not any(i > self.last_applied for i, _ in self.cluster_changes)
+        if removed or self.stopping == "delete":
+            # Tell the peers the final commit index before going (ra-internals §3.3, §3.5).
+            for peer in sorted(self.peers):
+                self.replicate(peer, effects, force=True)
+            delete = self.stopping == "delete"
+            self.set_role(Role.TERMINATING_LEADER, effects)
+            self.stop("delete" if delete else "normal", effects, delete_data=delete)
+
+    # -- consistent queries (ra-internals §2.4) ----------------------------------------------------------
+
+    def consistent_query(self, query: QueryRequest, effects: list[Effect]) -> None:
+        """Start a heartbeat round; the answer waits for a quorum of the round and for the commit
+        index at call time to be applied (linearizable read, Raft §8)."""
+        if not self.cluster_change_permitted:
+            self.parked_queries.append(query)
+            return
+        self.query_index += 1
+        self.pending_queries.append((self.query_index, self.commit_index, query))
+        self.send_heartbeats(effects)
+        self.release_queries(effects)
+
+    def send_heartbeats(self, effects: list[Effect]) -> None:
+        """Cast ``heartbeat_rpc`` to every peer whose query index is behind."""
+        for peer in sorted(self.peers):
+            p = self.peers[peer]
+            if p.query_index < self.query_index:
+                rpc = HeartbeatRpc(query_index=self.query_index, term=self.current_term, leader_id=self.id)
+                effects.append(SendRpc(to=peer, rpc=rpc))
+
+    def on_heartbeat_reply(self, peer: ServerId, reply: HeartbeatReply, effects: list[Effect]) -> None:
+        """Raise the peer's query index and release what a quorum confirmed."""
+        p = self.peers.get(peer)
+        if p is None or reply.term != self.current_term:
+            return
+        p.query_index = max(p.query_index, min(reply.query_index, self.query_index))
+        self.release_queries(effects)
+
+    def release_queries(self, effects: list[Effect]) -> None:
+        """Answer queued consistent queries confirmed by a quorum and applied far enough."""
+        if not self.pending_queries:
+            return
+        agreed = agreed_value(
+            self.query_index if m == self.id else self.peers[m].query_index
+            for m in self.members
+            if m == self.id or m in self.peers
+        )
+        keep: list[tuple[int, Index, QueryRequest]] = []
+        for qi, commit, query in self.pending_queries:
+            if qi <= agreed and self.last_applied >= commit:
+                ok, result = self.run_query(query.query)
+                reply = OkReply(value=result, leader=self.id) if ok else ErrorReply(reason=result)
+                self.reply(query.from_, reply, effects)
+            else:
+                keep.append((qi, commit, query))
+        self.pending_queries = keep
+
+    def leaving_leadership(self, effects: list[Effect]) -> None:
+        """On step-down, queued queries wait for the new leader and are then redirected (§2.4)."""
+        for _, _, query in self.pending_queries:
+            self.parked.append(ParkedCall(event=query))
+        for query in self.parked_queries:
+            self.parked.append(ParkedCall(event=query))
+        self.pending_queries = []
+        self.parked_queries = []
+
+    # -- leadership transfer (ra-internals §5.2, 2.2.0) --------------------------------------------------
+
+    def transfer_leadership(self, target: ServerId, from_: object, effects: list[Effect]) -> None:
+        """Cast ``try_become_leader`` to ``target`` and wait in ``await_condition`` for its term."""
+        if target == self.id:
+            self.reply(from_, AtomReply(atom="already_leader"), effects)
+            return
+        if target not in self.members:
+            self.reply(from_, ErrorReply(reason="unknown_member"), effects)
+            return
+        effects.append(SendRpc(to=target, rpc=TryBecomeLeader()))
+        self.reply(from_, AtomReply(atom="ok"), effects)
+        self.transferring = True
+        effects.append(
+            StartTimer(key=TimerKind.AWAIT_CONDITION, after_ms=self.config.await_condition_timeout_ms)
+        )
+        self.set_role(Role.AWAIT_CONDITION, effects)
+
+    def transfer_wait_handle(self, event: Event, effects: list[Effect]) -> None:
+        """The old leader during a transfer: a higher term (handled by ``RaftCore``) makes it a follower;
+        on timeout it resumes leading. Client calls wait; replication bookkeeping continues."""
+        if self.handle_common(event, effects):
+            return
+        match event:
+            case TimerFired(key=TimerKind.AWAIT_CONDITION):
+                self.transferring = False
+                self.set_role(Role.LEADER, effects)
+                self.replicate_all(effects)
+                parked, self.parked = self.parked, []
+                for call in parked:
+                    self.leader_handle(call.event, effects)
+            case PeerMessage(sender=sender, msg=AppendEntriesReply() | InstallSnapshotResult() as msg):
+                if isinstance(msg, AppendEntriesReply):
+                    self.on_aer_reply(sender, msg, effects)
+                else:
+                    self.on_snapshot_result(sender, msg, effects)
+            case LogWritten(to_index=to_index, term=term):
+                if self.log.written(to_index, term):
+                    self.maybe_commit(effects)
+            case PeerMessage():
+                self.follower_handle(event, effects)
+            case _ if hasattr(event, "from_"):
+                self.parked.append(ParkedCall(event=event))
+            case _:
+                pass
+
+
+__all__ = ["LeaderRole"]

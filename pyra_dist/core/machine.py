@@ -198,9 +198,7 @@ RA_NO_REPLY = "$ra_no_reply"
 ApplyResult: TypeAlias = tuple[object, object] | tuple[object, object, Sequence[MachineEffectT]]
 """``{State, Reply}`` or ``{State, Reply, Effects}``."""
 
-AuxResult: TypeAlias = (
-    tuple[Literal["no_reply"], object] | tuple[Literal["reply"], object, object]
-)
+AuxResult: TypeAlias = tuple[Literal["no_reply"], object] | tuple[Literal["reply"], object, object]
 """``handle_aux`` returns ``("no_reply", Aux)`` or ``("reply", Reply, Aux)``."""
 
 

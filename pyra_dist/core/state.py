@@ -28,11 +28,12 @@ from pyra_dist.core.effects import (
     RoleChanged,
     StartTimer,
 )
-from pyra_dist.core.events import Event, TimerKind
+from pyra_dist.core.events import Event, PeerMessage, QueryRequest, TimerKind
 from pyra_dist.core.log_view import LogView, PickleSnapshotCodec, SnapshotCodec
 from pyra_dist.core.machine import Machine, MachineConfig, MachineEffectT
+from pyra_dist.core.messages import PeerRpc, PreVoteRpc, RequestVoteRpc
 from pyra_dist.core.raft_log import RaftLog
-from pyra_dist.types import Index, Role, ServerId, Term
+from pyra_dist.types import Index, Role, ServerId, SnapshotMeta, Term
 
 
 @dataclass(slots=True)
@@ -74,6 +75,7 @@ class PeerProgress:
     query_index: int = 0
     status: str = "normal"
     # Snapshot transfer state (core-driven chunking): bytes, chunk size and the chunk in flight.
+    snapshot_meta: SnapshotMeta | None = None
     snapshot_data: bytes = b""
     snapshot_chunk: int = 0
     snapshot_ticks: int = 0
@@ -128,6 +130,19 @@ class CoreBase:
         self.replaying = False
         self.is_new = False
         self.stopping: object = None
+        self.election_timer_armed = False
+        # Leader: index of this term's noop; consistent-query rounds (query index, commit index at
+        # call time, request) and queries parked while membership changes are not permitted.
+        self.noop_index: Index = 0
+        self.query_index = 0
+        self.pending_queries: list[tuple[int, Index, QueryRequest]] = []
+        self.parked_queries: list[QueryRequest] = []
+        # await_condition: the failure reply to re-send when the await timer fires.
+        self.await_reply: PeerRpc | None = None
+        # receive_snapshot: the transfer in progress (meta, chunks so far, next chunk number).
+        self.snapshot_receiving: SnapshotMeta | None = None
+        self.snapshot_chunks: list[bytes] = []
+        self.snapshot_expected = 1
 
     # -- hooks implemented by role mixins -----------------------------------------------------------
 
@@ -143,12 +158,37 @@ class CoreBase:
         """Interpret machine effects for the current role (apply.py)."""
         raise NotImplementedError
 
+    def leaving_leadership(self, effects: list[Effect]) -> None:
+        """Hook: pending leader work (queries) is parked for redirection (leader.py)."""
+
     def start_pre_vote(self, effects: list[Effect]) -> None:
         """Enter ``pre_vote`` and ask every peer (candidate.py)."""
         raise NotImplementedError
 
     def start_election(self, effects: list[Effect]) -> None:
         """Enter ``candidate`` with term+1 and request votes (candidate.py)."""
+        raise NotImplementedError
+
+    def become_leader(self, effects: list[Effect]) -> None:
+        """Win the election (leader.py)."""
+        raise NotImplementedError
+
+    def follower_handle(self, event: Event, effects: list[Effect]) -> None:
+        """Follower handler (follower.py)."""
+        raise NotImplementedError
+
+    def answer_pre_vote(
+        self, event: PeerMessage, rpc: PreVoteRpc, effects: list[Effect], *, silent_if_behind: bool
+    ) -> None:
+        """Pre-vote answer (follower.py)."""
+        raise NotImplementedError
+
+    def answer_request_vote(self, event: PeerMessage, rpc: RequestVoteRpc, effects: list[Effect]) -> None:
+        """Vote answer (follower.py)."""
+        raise NotImplementedError
+
+    def transfer_wait_handle(self, event: Event, effects: list[Effect]) -> None:
+        """The old leader waits for the target's higher-term RPC (leader.py)."""
         raise NotImplementedError
 
     # -- terms, roles, timers -----------------------------------------------------------------------
@@ -177,9 +217,11 @@ class CoreBase:
         self.votes = set()
         self.pre_vote_token = None
         if was_leader:
+            self.leaving_leadership(effects)
             self.peers = {}
         self.set_role(Role.FOLLOWER, effects)
         if timer_ms is not None:
+            self.election_timer_armed = True
             effects.append(StartTimer(key=TimerKind.ELECTION, after_ms=timer_ms))
 
     def step_down(self, term: Term, effects: list[Effect]) -> None:

@@ -1,0 +1,164 @@
+"""A tiny in-test harness: N ``RaftCore``s, in-memory logs, and a FIFO of messages delivered by hand.
+
+Not the randomized simulator (``pyra_dist.testing``): deliveries are explicit and deterministic so
+that scenario tests can state exactly which message goes where. Log writes are applied to the
+``InMemoryLogView`` immediately but confirmed (``LogWritten``) only when the test delivers the
+queued completion, so durability ordering stays visible.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from pyra_dist.core.effects import (
+    AppendToLog,
+    CancelTimer,
+    Effect,
+    InstallSnapshot,
+    PersistMeta,
+    Reply,
+    SendRpc,
+    StartTimer,
+    TruncateLog,
+    WriteSnapshot,
+)
+from pyra_dist.core.events import Event, LogWritten, PeerMessage, SnapshotWritten, TimerKey
+from pyra_dist.core.log_view import InMemoryLogView
+from pyra_dist.core.machine import Machine
+from pyra_dist.core.server import RaftCore
+from pyra_dist.core.state import CoreConfig
+from pyra_dist.machines.kv import KvMachine
+from pyra_dist.types import Role, ServerId
+
+NODE = "py@vm"
+
+
+def sid(name: str) -> ServerId:
+    """``ServerId(name, "py@vm")``."""
+    return ServerId(name, NODE)
+
+
+@dataclass
+class Cluster:
+    """Cores keyed by id plus the in-flight queue; every effect is recorded per server."""
+
+    cores: dict[ServerId, RaftCore]
+    logs: dict[ServerId, InMemoryLogView]
+    queue: deque[tuple[ServerId, Event]] = field(default_factory=deque)
+    replies: list[tuple[object, object]] = field(default_factory=list)
+    meta: dict[ServerId, tuple[int, ServerId | None]] = field(default_factory=dict)
+    timers: dict[ServerId, dict[TimerKey, int]] = field(default_factory=dict)
+    effects: list[tuple[ServerId, Effect]] = field(default_factory=list)
+    down: set[ServerId] = field(default_factory=set)
+    drop: Callable[[ServerId, Event], bool] | None = None
+
+    def __getitem__(self, name: str) -> RaftCore:
+        return self.cores[sid(name)]
+
+    def handle(self, name: str | ServerId, event: Event) -> list[Effect]:
+        """Feed ``event`` to one core and execute its effects (messages are queued, not delivered)."""
+        server = sid(name) if isinstance(name, str) else name
+        out = self.cores[server].handle(event)
+        self.run(server, out)
+        return out
+
+    def run(self, server: ServerId, out: list[Effect]) -> None:
+        """Execute effects of ``server`` the way a driver would (see pyra_dist.core.effects)."""
+        log = self.logs[server]
+        for eff in out:
+            self.effects.append((server, eff))
+            match eff:
+                case SendRpc(to=to, rpc=rpc):
+                    if to in self.cores:
+                        self.queue.append((to, PeerMessage(sender=server, msg=rpc)))
+                case AppendToLog(entries=entries):
+                    log.append(entries)
+                    last = entries[-1]
+                    self.queue.append((server, LogWritten(entries[0].index, last.index, last.term)))
+                case TruncateLog(last_index=last_index):
+                    log.truncate(last_index)
+                case PersistMeta(term=term, voted_for=voted_for):
+                    self.meta[server] = (term, voted_for)
+                case WriteSnapshot(meta=meta, state=state):
+                    log.write_snapshot(meta, state)
+                    self.queue.append((server, SnapshotWritten(meta.index, meta.term)))
+                case InstallSnapshot(meta=meta, state=state):
+                    log.install_snapshot(meta, state)
+                case Reply(to=to, reply=reply):
+                    self.replies.append((to, reply))
+                case StartTimer(key=key, after_ms=ms):
+                    self.timers.setdefault(server, {})[key] = ms
+                case CancelTimer(key=key):
+                    self.timers.setdefault(server, {}).pop(key, None)
+                case _:
+                    pass
+
+    def step(self) -> bool:
+        """Deliver the oldest queued event; False if the queue is empty."""
+        if not self.queue:
+            return False
+        to, event = self.queue.popleft()
+        if to in self.down or (self.drop is not None and self.drop(to, event)):
+            return True
+        self.handle(to, event)
+        return True
+
+    def settle(self, max_steps: int = 10_000) -> int:
+        """Deliver until the queue is empty; return the number of deliveries."""
+        steps = 0
+        while self.step():
+            steps += 1
+            assert steps < max_steps, "cluster did not settle"
+        return steps
+
+    def leader(self) -> RaftCore:
+        """The unique leader of the highest term."""
+        leaders = [c for c in self.cores.values() if c.role == Role.LEADER]
+        assert len(leaders) == 1, [c.role for c in self.cores.values()]
+        return leaders[0]
+
+    def elect(self, name: str) -> RaftCore:
+        """Trigger an election on ``name`` and deliver everything; return the leader."""
+        from pyra_dist.core.events import TriggerElection
+
+        self.handle(name, TriggerElection())
+        self.settle()
+        leader = self.leader()
+        assert leader.id == sid(name)
+        return leader
+
+    def effects_of(self, name: str) -> Iterator[Effect]:
+        """Effects recorded for ``name``."""
+        return (e for s, e in self.effects if s == sid(name))
+
+
+def make_cluster(
+    names: tuple[str, ...] = ("s1", "s2", "s3"),
+    machine: Machine | None = None,
+    seed: int = 1,
+    **config: object,
+) -> Cluster:
+    """Build a cluster of fresh servers (all started, none elected)."""
+    ids = tuple(sid(n) for n in names)
+    logs = {i: InMemoryLogView() for i in ids}
+    cores = {
+        i: RaftCore(
+            CoreConfig(
+                server_id=i,
+                cluster=ids,
+                machine=machine or KvMachine(),
+                rng=random.Random(seed + k),
+                **config,  # type: ignore[arg-type]
+            ),
+            logs[i],
+        )
+        for k, i in enumerate(ids)
+    }
+    cluster = Cluster(cores=cores, logs=logs)
+    for i, core in cores.items():
+        cluster.run(i, core.start())
+    return cluster
+
