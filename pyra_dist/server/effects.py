@@ -1,0 +1,245 @@
+"""The effect interpreter: turns the core's ``Effect`` lists into I/O, one ``match`` case per effect.
+
+Owns: executing effects for a ``ServerProcess`` in list order against its log, meta store, the
+system's timer service, the transport and the leaderboard; executing machine effects
+(``MachineEffect``) that reach the driver.
+
+Must not: decide Raft, reorder effects, or report durability the log did not confirm.
+
+Durability rule (R3, ra-internals §9.2, ``pyra_dist.core.effects`` contract):
+
+* ``PersistMeta`` (term and vote) and ``InstallSnapshot`` are synchronous: ``execute`` awaits them
+  and does not run the next effect of the same list before they are durable. A vote reply always
+  follows the ``PersistMeta`` that records the vote in the same list, so it can never leave the
+  node before the vote is on disk.
+* ``AppendToLog``/``TruncateLog``/``WriteSnapshot`` are queued to the log in order and return at
+  once; their completion comes back to the core as ``LogWritten``/``SnapshotWritten`` events.
+  Replies that depend on those writes (AER success, commit, command replies) are produced by the
+  core only after that event, so the interpreter never has to hold anything back.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol, assert_never
+
+from pyra_dist.core.effects import (
+    AppendToLog,
+    CancelTimer,
+    ClusterChanged,
+    DemonitorServer,
+    Effect,
+    ForwardCommand,
+    InstallSnapshot,
+    MachineEffect,
+    MonitorNode,
+    MonitorServer,
+    Notify,
+    PersistLastApplied,
+    PersistMeta,
+    Rejected,
+    Reply,
+    RoleChanged,
+    SendRpc,
+    StartTimer,
+    Stop,
+    TruncateLog,
+    WrapReply,
+    WriteSnapshot,
+)
+from pyra_dist.core.events import MachineTimer
+from pyra_dist.core.machine import (
+    Append,
+    Aux,
+    Checkpoint,
+    Demonitor,
+    GarbageCollection,
+    LogRead,
+    MachineEffectT,
+    ModCall,
+    Monitor,
+    ReleaseCursor,
+    ReplyTo,
+    SendMsg,
+    Timer,
+)
+from pyra_dist.server.process import ServerStopped
+from pyra_dist.server.transport import PeerTransport, RaEvent
+from pyra_dist.types import Entry, Index, Role, ServerId, SnapshotMeta, Term
+
+if TYPE_CHECKING:
+    from pyra_dist.server.process import ServerProcess
+    from pyra_dist.server.timers import TimerService
+
+_log = logging.getLogger("pyra_dist.server")
+
+
+class LogWriter(Protocol):
+    """The write side of a server's log (``pyra_dist.log.ServerLog``)."""
+
+    def append(self, entries: tuple[Entry, ...]) -> None:
+        """Queue ``entries`` for the WAL; completion comes back as ``LogWritten``."""
+
+    def truncate(self, last_index: Index) -> None:
+        """Drop entries above ``last_index`` (ordered with appends)."""
+
+    def write_snapshot(self, meta: SnapshotMeta, state: object) -> None:
+        """Write a snapshot; completion comes back as ``SnapshotWritten``."""
+
+    def install_snapshot(self, meta: SnapshotMeta, state: object) -> None:
+        """Replace log and snapshot by a received snapshot, durably, before returning."""
+
+
+class MetaWriter(Protocol):
+    """A server's durable metadata (``current_term``, ``voted_for``, ``last_applied``)."""
+
+    async def persist(self, term: Term, voted_for: ServerId | None) -> None:
+        """Durably record term and vote (returns once synced)."""
+
+    def last_applied(self, index: Index) -> None:
+        """Record ``last_applied`` (may be lost on a crash)."""
+
+
+class ServerHooks(Protocol):
+    """What the interpreter reports back to the system that owns the process."""
+
+    def log_of(self, process: ServerProcess) -> LogWriter:
+        """The log of ``process``."""
+
+    def meta_of(self, process: ServerProcess) -> MetaWriter:
+        """The meta store of ``process``."""
+
+    def role_changed(self, process: ServerProcess, role: Role, leader: ServerId | None) -> None:
+        """``process`` changed role (leaderboard, tick membership)."""
+
+    def members_changed(self, process: ServerProcess, members: tuple[ServerId, ...]) -> None:
+        """``process``'s effective configuration changed."""
+
+    def process_stopped(self, process: ServerProcess, reason: object) -> None:
+        """``process`` stopped; forget it."""
+
+
+class EffectInterpreter:
+    """Executes effects for the servers of one system.
+
+    Args:
+        transport: where messages go.
+        timers: the system's timer service.
+        hooks: the owning system.
+        mod_calls: Python callables a machine's ``ModCall`` may name, keyed by ``(module, function)``.
+    """
+
+    __slots__ = ("_hooks", "_mod_calls", "_timers", "_transport")
+
+    def __init__(
+        self,
+        transport: PeerTransport,
+        timers: TimerService,
+        hooks: ServerHooks,
+        mod_calls: dict[tuple[object, object], Callable[..., object]] | None = None,
+    ) -> None:
+        self._transport = transport
+        self._timers = timers
+        self._hooks = hooks
+        self._mod_calls = mod_calls if mod_calls is not None else {}
+
+    async def execute(self, process: ServerProcess, effects: list[Effect]) -> None:
+        """Execute ``effects`` in order for ``process`` (see the durability rule in the module docstring).
+
+        Raises:
+            ServerStopped: a ``Stop`` effect ended the server (the process task catches it).
+        """
+        transport = self._transport
+        me = process.server_id
+        for effect in effects:
+            match effect:
+                case SendRpc(to=to, rpc=rpc, reply_to=reply_to):
+                    transport.send_peer(me, to, rpc, reply_to)
+                case Reply(to=to, reply=reply):
+                    transport.reply(to, reply)
+                case Notify(pid=pid, leader=leader, correlations=correlations):
+                    transport.send_event(pid, RaEvent(sender=leader, kind="applied", body=correlations))
+                case Rejected(pid=pid, sender=sender, leader=leader, correlation=correlation):
+                    body = (leader, correlation)
+                    transport.send_event(pid, RaEvent(sender=sender, kind="rejected", body=body))
+                case ForwardCommand(to=to, request=request):
+                    transport.forward_command(me, to, request)
+                case AppendToLog(entries=entries):
+                    self._hooks.log_of(process).append(entries)
+                case TruncateLog(last_index=last_index):
+                    self._hooks.log_of(process).truncate(last_index)
+                case PersistMeta(term=term, voted_for=voted_for):
+                    # Synchronous: nothing after this effect may run before the vote is durable.
+                    await self._hooks.meta_of(process).persist(term, voted_for)
+                case PersistLastApplied(index=index):
+                    self._hooks.meta_of(process).last_applied(index)
+                case WriteSnapshot(meta=meta, state=state):
+                    self._hooks.log_of(process).write_snapshot(meta, state)
+                case InstallSnapshot(meta=meta, state=state):
+                    self._hooks.log_of(process).install_snapshot(meta, state)
+                case StartTimer(key=key, after_ms=after_ms):
+                    self._timers.start(process, key, after_ms / 1000.0)
+                case CancelTimer(key=key):
+                    self._timers.cancel(process, key)
+                case RoleChanged(new=new, leader_id=leader_id):
+                    process.role = new
+                    process.leader_id = leader_id
+                    self._hooks.role_changed(process, new, leader_id)
+                case MonitorServer(server_id=server_id):
+                    transport.monitor_server(process, server_id)
+                case DemonitorServer(server_id=server_id):
+                    transport.demonitor_server(process, server_id)
+                case MonitorNode(node=node):
+                    transport.monitor_node(process, node)
+                case MachineEffect(effect=machine_effect):
+                    self._machine_effect(process, machine_effect)
+                case ClusterChanged(members=members):
+                    process.members = members
+                    self._hooks.members_changed(process, members)
+                case Stop(reason=reason, delete_data=delete_data):
+                    raise ServerStopped(reason, delete_data)
+                case _:
+                    assert_never(effect)
+
+    def _machine_effect(self, process: ServerProcess, effect: MachineEffectT) -> None:
+        """Execute one machine effect that the core handed to the driver (ra-internals §6.4)."""
+        me = process.server_id
+        match effect:
+            case SendMsg(to=to, msg=msg, options=options):
+                if "ra_event" in options:
+                    self._transport.send_event(to, RaEvent(sender=me, kind="machine", body=msg))
+                else:
+                    deliver = getattr(to, "deliver", None)
+                    if deliver is not None:
+                        deliver(msg)
+            case ModCall(module=module, function=function, args=args):
+                target = self._mod_calls.get((module, function))
+                if target is None and callable(function):
+                    target = function
+                if target is None:
+                    _log.warning("%s: mod_call %r:%r has no Python target", me, module, function)
+                else:
+                    target(*args)
+            case Timer(name=name, ms=ms):
+                if ms is None:
+                    self._timers.cancel(process, MachineTimer(name))
+                else:
+                    self._timers.start(process, MachineTimer(name), ms / 1000.0)
+            case ReplyTo(from_=from_, reply=reply):
+                self._transport.reply(from_, WrapReply(reply))
+            case Monitor() | Demonitor():
+                # Machine monitors of Python processes have no meaning in one interpreter; the
+                # distribution edge maps them to MONITOR_P / monitor_node for Erlang pids and nodes.
+                _log.debug("%s: machine %r ignored locally", me, effect)
+            case Append() | ReleaseCursor() | Checkpoint() | LogRead() | Aux() | GarbageCollection():
+                # The core consumes these itself; receiving one here means nothing is left to do.
+                _log.debug("%s: machine effect %r needs no I/O", me, effect)
+            case _:
+                assert_never(effect)
+
+    def server_stopped(self, process: ServerProcess, reason: object) -> None:
+        """Release everything the interpreter holds for ``process`` (timers, monitors)."""
+        self._timers.cancel_all(process)
+        self._transport.forget(process)
+        self._hooks.process_stopped(process, reason)

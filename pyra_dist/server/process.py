@@ -1,0 +1,180 @@
+"""One Ra server as one asyncio task: mailbox -> ``core.handle`` -> effects, in order.
+
+Owns: ``ServerProcess``: the server's mailbox (a deque drained in batches), its task's loop, the
+bookkeeping the API reads without asking the core (role, leader, members), pending client calls
+(failed with ``NoProc`` when the server stops, like a gen call's monitor firing), and the two
+ways to stop: orderly (``stop``) and abrupt (``kill``: the task is cancelled, in-memory state is
+dropped, only what reached the disk survives).
+
+Must not: decide Raft (the core does), touch files (the log and meta objects do, through the effect
+interpreter), or create its own timers (the system's ``TimerService`` holds them).
+
+Batching: the task wakes once per burst of messages and handles everything queued, so a leader
+receiving 500 pipelined commands runs one loop iteration, and the WAL coalesces all appends made in
+that iteration into one write and one fsync (group commit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Hashable
+from typing import TYPE_CHECKING, Protocol
+
+from pyra_dist.core.effects import Effect
+from pyra_dist.core.events import Event, TimerFired, TimerKey
+from pyra_dist.server.errors import NoProc
+from pyra_dist.types import Role, ServerId
+
+if TYPE_CHECKING:
+    from pyra_dist.server.effects import EffectInterpreter
+
+_log = logging.getLogger("pyra_dist.server")
+
+
+class Core(Protocol):
+    """What a server process needs from the Raft core (``pyra_dist.core.RaftCore``)."""
+
+    def handle(self, event: Event) -> list[Effect]:
+        """Advance the core by one input."""
+        ...
+
+
+class ServerStopped(Exception):
+    """Raised inside the task to leave the loop after a ``Stop`` effect."""
+
+    def __init__(self, reason: object, delete_data: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.delete_data = delete_data
+
+
+class ServerProcess:
+    """The running form of one Ra server.
+
+    Args:
+        server_id: ``{Name, Node}``.
+        uid: the server's unique id (directory name, WAL writer key).
+        cluster_name: informational (leaderboard).
+        core: the Raft core, already recovered from disk.
+        interpreter: executes the core's effects for this process.
+    """
+
+    __slots__ = (
+        "_calls",
+        "_interpreter",
+        "_mailbox",
+        "_stopped",
+        "_waiter",
+        "cluster_name",
+        "core",
+        "leader_id",
+        "members",
+        "role",
+        "server_id",
+        "stop_reason",
+        "task",
+        "uid",
+    )
+
+    def __init__(
+        self, server_id: ServerId, uid: str, cluster_name: str, core: Core, interpreter: EffectInterpreter
+    ) -> None:
+        self.server_id = server_id
+        self.uid = uid
+        self.cluster_name = cluster_name
+        self.core = core
+        self._interpreter = interpreter
+        self._mailbox: deque[Event] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._calls: set[asyncio.Future[object]] = set()
+        self._stopped = False
+        self.task: asyncio.Task[None] | None = None
+        self.role = Role.FOLLOWER
+        self.leader_id: ServerId | None = None
+        self.members: tuple[ServerId, ...] = ()
+        self.stop_reason: object = None
+
+    def __repr__(self) -> str:
+        return f"<ServerProcess {self.server_id} {self.role.value}>"
+
+    @property
+    def stopped(self) -> bool:
+        """Whether the process has stopped (messages to it are dropped)."""
+        return self._stopped
+
+    # -- inputs --------------------------------------------------------------------------------
+
+    def deliver(self, event: Event) -> None:
+        """Queue ``event`` (never blocks; dropped once stopped, like a send to a dead pid)."""
+        if self._stopped:
+            return
+        self._mailbox.append(event)
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def timer_fired(self, kind: Hashable) -> None:
+        """``TimerOwner`` callback: the system's timer service says ``kind`` expired."""
+        self.deliver(TimerFired(key=kind))  # type: ignore[arg-type]
+
+    def track_call(self, future: asyncio.Future[object]) -> None:
+        """Fail ``future`` with ``NoProc`` if this server stops before answering it."""
+        if self._stopped:
+            if not future.done():
+                future.set_exception(NoProc(f"{self.server_id} stopped", server_id=self.server_id))
+            return
+        self._calls.add(future)
+        future.add_done_callback(self._calls.discard)
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    async def run(self, initial: list[Effect]) -> None:
+        """The task body: execute ``initial`` (recovery effects), then handle mail until stopped.
+
+        Returns when a ``Stop`` effect ends the server; cancellation (``kill``) propagates.
+        """
+        handle = self.core.handle
+        execute = self._interpreter.execute
+        try:
+            if initial:
+                await execute(self, initial)
+            while True:
+                mailbox = self._mailbox
+                if not mailbox:
+                    waiter = asyncio.get_running_loop().create_future()
+                    self._waiter = waiter
+                    await waiter
+                    continue
+                # Handle the whole burst: one wake-up, many events (see the module docstring).
+                for _ in range(len(mailbox)):
+                    event = mailbox.popleft()
+                    effects = handle(event)
+                    if effects:
+                        await execute(self, effects)
+        except ServerStopped as stop:
+            self.stop_reason = stop.reason
+            self._finish(stop.reason)
+        except asyncio.CancelledError:
+            self._finish("killed")
+            raise
+        except BaseException as exc:
+            _log.exception("%s: server crashed", self.server_id)
+            self._finish(("crashed", repr(exc)))
+            raise
+
+    def _finish(self, reason: object) -> None:
+        self._stopped = True
+        self._mailbox.clear()
+        for future in list(self._calls):
+            if not future.done():
+                future.set_exception(NoProc(f"{self.server_id} stopped", server_id=self.server_id))
+        self._calls.clear()
+        self._interpreter.server_stopped(self, reason)
+
+    def timer_key(self, key: TimerKey) -> Hashable:
+        """The key under which a core timer is stored in the timer service (the core's own key)."""
+        return key
