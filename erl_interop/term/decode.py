@@ -36,6 +36,7 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any, Final
 
 from erl_interop.errors import DecodeError
@@ -83,35 +84,56 @@ _K_FUN: Final = 3
 _SPECIAL_ATOMS: Final = {"true": True, "false": False}
 
 
+class _BadAtom(ValueError):
+    """An atom encoding that is not acceptable (raised inside the memoised parser)."""
+
+
+@lru_cache(maxsize=4096)
+def _atom_from_raw(raw: bytes) -> Any:
+    """The value of one complete atom encoding ``raw`` (tag, length, text): ``Atom`` or a bool.
+
+    A pure function of its argument, memoised (like ``re``'s pattern cache) because the same few
+    atoms fill every message; the returned Atoms are immutable, so sharing them is invisible.
+    """
+    tag = raw[0]
+    if tag == 119 or tag == 115:
+        start = 2
+        n = raw[1]
+    else:
+        start = 3
+        n = (raw[1] << 8) | raw[2]
+    if len(raw) != start + n:
+        raise _BadAtom("truncated atom")
+    if tag == 119 or tag == 118:
+        if n > 1020:
+            raise _BadAtom("atom longer than 255 characters")
+        try:
+            name = raw[start:].decode("utf-8")
+        except UnicodeDecodeError:
+            raise _BadAtom("atom is not valid UTF-8") from None
+        old = False
+    else:
+        name = raw[start:].decode("latin-1")
+        old = True
+    if len(name) > 255:
+        raise _BadAtom("atom longer than 255 characters")
+    special = _SPECIAL_ATOMS.get(name)
+    if special is not None:
+        return special
+    return decoded_atom(name, raw, old)
+
+
 def _atom_value(data: Any, pos: int, end: int, is_bytes: bool) -> tuple[Any, int, Any]:
     """Validate the atom at ``pos`` (any of the four atom tags); return (value, next, cache key)."""
     tag = data[pos]
-    if tag == 119 or tag == 115:
-        n = data[pos + 1]
-        start = pos + 2
-    else:
-        n = _U16(data, pos + 1)[0]
-        start = pos + 3
-    q = start + n
+    q = pos + 2 + data[pos + 1] if tag == 119 or tag == 115 else pos + 3 + _U16(data, pos + 1)[0]
     if q > end:
         raise DecodeError("truncated atom", pos)
     raw = data[pos:q] if is_bytes else bytes(data[pos:q])
-    if tag == 119 or tag == 118:
-        if n > 1020:
-            raise DecodeError("atom longer than 255 characters", pos)
-        try:
-            name = str(data[start:q], "utf-8")
-        except UnicodeDecodeError:
-            raise DecodeError("atom is not valid UTF-8", pos) from None
-        old = False
-    else:
-        name = str(data[start:q], "latin-1")
-        old = True
-    if len(name) > 255:
-        raise DecodeError("atom longer than 255 characters", pos)
-    special = _SPECIAL_ATOMS.get(name)
-    value: Any = special if special is not None else decoded_atom(name, raw, old)
-    return value, q, raw
+    try:
+        return _atom_from_raw(raw), q, raw
+    except _BadAtom as exc:
+        raise DecodeError(str(exc), pos) from None
 
 
 def _read_atom(
@@ -126,8 +148,9 @@ def _read_atom(
     value, q, raw = _atom_value(data, pos, end, is_bytes)
     atoms[raw] = value
     if type(value) is bool:
-        value = decoded_atom("true" if value else "false", raw, tag in (100, 115))
-    return value, q
+        return decoded_atom("true" if value else "false", raw, tag in (100, 115)), q
+    atom: Atom = value
+    return atom, q
 
 
 def _cached_atom(data: Any, pos: int, cache: Sequence[Atom] | None) -> Atom:
@@ -232,7 +255,7 @@ def _decode_other(
     if tag == 120:
         node, p = _read_atom(data, pos + 1, end, is_bytes, atoms, cache)
         i, c = _PORT8(data, p)
-        return Port(node, i, c), p + 12
+        return Port(node, i, c, v4=True), p + 12
     if tag == 102:
         node, p = _read_atom(data, pos + 1, end, is_bytes, atoms, cache)
         i, c = _OLD_PORT(data, p)
@@ -336,10 +359,18 @@ def _finish_fun(
     return OpaqueFun(b"p" + struct.pack(">I", len(body) + 4) + bytes(body))
 
 
-def _decode(data: Any, pos: int, cache: Sequence[Atom] | None) -> tuple[Any, int]:
+def _decode(
+    data: Any,
+    pos: int,
+    cache: Sequence[Atom] | None,
+    max_depth: int = MAX_DEPTH,
+    atoms: dict[Any, Any] | None = None,
+) -> tuple[Any, int]:
+    """The general decoder: one term at ``pos``, any tag, nesting up to ``max_depth``."""
     end = len(data)
     is_bytes = type(data) is bytes
-    atoms: dict[Any, Any] = {}
+    if atoms is None:
+        atoms = {}
     atoms_get = atoms.get
     stack: list[tuple[Any, int, int, Any]] = []
     push = stack.append
@@ -383,7 +414,7 @@ def _decode(data: Any, pos: int, cache: Sequence[Atom] | None) -> tuple[Any, int
                 else:
                     if n > end - pos:
                         raise DecodeError(f"tuple arity {n} exceeds the remaining bytes", pos)
-                    if len(stack) >= MAX_DEPTH:
+                    if len(stack) >= max_depth:
                         raise DecodeError(f"term nested deeper than {MAX_DEPTH}", pos)
                     push((items, remaining, kind, extra))
                     items = []
@@ -402,7 +433,7 @@ def _decode(data: Any, pos: int, cache: Sequence[Atom] | None) -> tuple[Any, int
                 else:
                     if 2 * n > end - pos:
                         raise DecodeError(f"map arity {n} exceeds the remaining bytes", start)
-                    if len(stack) >= MAX_DEPTH:
+                    if len(stack) >= max_depth:
                         raise DecodeError(f"term nested deeper than {MAX_DEPTH}", start)
                     push((items, remaining, kind, extra))
                     items = []
@@ -415,7 +446,7 @@ def _decode(data: Any, pos: int, cache: Sequence[Atom] | None) -> tuple[Any, int
                 pos += 5
                 if n + 1 > end - pos:
                     raise DecodeError(f"list length {n} exceeds the remaining bytes", pos - 5)
-                if len(stack) >= MAX_DEPTH:
+                if len(stack) >= max_depth:
                     raise DecodeError(f"term nested deeper than {MAX_DEPTH}", pos - 5)
                 push((items, remaining, kind, extra))
                 items = []
@@ -453,7 +484,7 @@ def _decode(data: Any, pos: int, cache: Sequence[Atom] | None) -> tuple[Any, int
                 else:
                     if num_free > end - pos:
                         raise DecodeError(f"fun with {num_free} free variables exceeds the bytes", start)
-                    if len(stack) >= MAX_DEPTH:
+                    if len(stack) >= max_depth:
                         raise DecodeError(f"term nested deeper than {MAX_DEPTH}", start)
                     push((items, remaining, kind, extra))
                     items = []
@@ -486,6 +517,107 @@ def _decode(data: Any, pos: int, cache: Sequence[Atom] | None) -> tuple[Any, int
         raise DecodeError(f"invalid term: {exc}", pos) from None
 
 
+# Nesting handled by the recursive fast path before it hands a subterm to the iterative decoder.
+_FAST_DEPTH: Final = 48
+
+
+def _fast_items(
+    data: Any, pos: int, n: int, depth: int, end: int, is_bytes: bool, atoms: dict[Any, Any]
+) -> tuple[list[Any], int]:
+    """Decode ``n`` consecutive terms from ``pos``: the fast path for well-formed input.
+
+    Recursion is bounded by ``_FAST_DEPTH``; deeper containers, rare tags and anything needing an
+    atom cache go to ``_decode``. Truncation shows up as IndexError/struct.error, which makes
+    ``decode`` re-run the iterative decoder to report the exact offset.
+    """
+    items: list[Any] = []
+    append = items.append
+    u32 = _U32
+    while n:
+        n -= 1
+        tag = data[pos]
+        if tag == 97:  # SMALL_INTEGER_EXT
+            append(data[pos + 1])
+            pos += 2
+        elif tag == 119:  # SMALL_ATOM_UTF8_EXT
+            q = pos + 2 + data[pos + 1]
+            raw = data[pos:q] if is_bytes else bytes(data[pos:q])
+            v = atoms.get(raw)
+            if v is None:
+                try:
+                    v = _atom_from_raw(raw)
+                except _BadAtom as exc:
+                    raise DecodeError(str(exc), pos) from None
+                atoms[raw] = v
+            append(v)
+            pos = q
+        elif tag == 109:  # BINARY_EXT
+            q = pos + 5 + u32(data, pos + 1)[0]
+            if q > end:
+                raise DecodeError("truncated binary", pos)
+            append(data[pos + 5 : q] if is_bytes else bytes(data[pos + 5 : q]))
+            pos = q
+        elif tag == 104 and depth < _FAST_DEPTH:  # SMALL_TUPLE_EXT
+            k = data[pos + 1]
+            if k:
+                if k > end - pos:
+                    raise DecodeError(f"tuple arity {k} exceeds the remaining bytes", pos)
+                sub, pos = _fast_items(data, pos + 2, k, depth + 1, end, is_bytes, atoms)
+                append(tuple(sub))
+            else:
+                append(())
+                pos += 2
+        elif tag == 116 and depth < _FAST_DEPTH:  # MAP_EXT
+            k = u32(data, pos + 1)[0]
+            if k:
+                if 2 * k > end - pos:
+                    raise DecodeError(f"map arity {k} exceeds the remaining bytes", pos)
+                start = pos
+                sub, pos = _fast_items(data, pos + 5, 2 * k, depth + 1, end, is_bytes, atoms)
+                append(_finish_map(sub, start))
+            else:
+                append(Map._from_frozen({}, None))
+                pos += 5
+        elif tag == 106:  # NIL_EXT
+            append([])
+            pos += 1
+        elif tag == 108 and depth < _FAST_DEPTH:  # LIST_EXT
+            k = u32(data, pos + 1)[0]
+            if k + 1 > end - pos:
+                raise DecodeError(f"list length {k} exceeds the remaining bytes", pos)
+            sub, pos = _fast_items(data, pos + 5, k + 1, depth + 1, end, is_bytes, atoms)
+            if type(sub[-1]) is list and not sub[-1]:
+                sub.pop()
+                append(sub)
+            else:
+                append(_finish_list(sub, pos))
+        elif tag == 107:  # STRING_EXT
+            q = pos + 3 + ((data[pos + 1] << 8) | data[pos + 2])
+            if q > end:
+                raise DecodeError("truncated string", pos)
+            append(list(data[pos + 3 : q]))
+            pos = q
+        elif tag == 98:  # INTEGER_EXT
+            append(_I32(data, pos + 1)[0])
+            pos += 5
+        elif tag == 70:  # NEW_FLOAT_EXT
+            f = _F64(data, pos + 1)[0]
+            if f - f != 0.0:
+                raise DecodeError("non-finite float (NaN or infinity)", pos)
+            append(f)
+            pos += 9
+        elif tag in _CONTAINER_TAGS:
+            v, pos = _decode(data, pos, None, MAX_DEPTH - depth, atoms)
+            append(v)
+        else:
+            v, pos = _decode_other(data, pos, end, is_bytes, atoms, None)
+            append(v)
+    return items, pos
+
+
+_CONTAINER_TAGS: Final = frozenset({104, 105, 108, 112, 116})
+
+
 def decode(
     data: bytes | bytearray | memoryview, offset: int = 0, *, atom_cache: Sequence[Atom] | None = None
 ) -> tuple[Term, int]:
@@ -510,6 +642,14 @@ def decode(
     if not 0 <= offset < len(data):
         raise DecodeError("no term at offset (buffer too short)", offset)
     term: Term
+    if atom_cache is None:
+        try:
+            items, pos = _fast_items(data, offset, 1, 0, len(data), type(data) is bytes, {})
+        except (IndexError, struct.error, ValueError):
+            pass  # malformed: the general decoder below reports exactly where
+        else:
+            term = items[0]
+            return term, pos
     term, pos = _decode(data, offset, atom_cache)
     return term, pos
 
@@ -554,11 +694,11 @@ def binary_to_term(
         if size == 0:
             raise DecodeError("empty compressed payload", 6)
         term: Term
-        term, pos = _decode(raw, 0, None)
+        term, pos = decode(raw)
         if pos != size:
             raise DecodeError("bytes left after the term in the compressed payload", pos)
         return term
-    term, pos = _decode(data, 1, None)
+    term, pos = decode(data, 1)
     if pos != end:
         raise DecodeError(f"{end - pos} bytes left after the term", pos)
     return term

@@ -192,12 +192,15 @@ def _map_pairs(m: Mapping[Any, Any], mode: int, nesting: int) -> Iterator[Any]:
     return chain.from_iterable(m.items())
 
 
-def _encode_other(x: Any, out: bytearray, mode: int, nesting: int) -> Iterator[Any] | None:
-    """Encode the less common types; return an iterator of elements still to encode, if any."""
+def _encode_other(x: Any, out: bytearray, mode: int, nesting: int, seen: list[bool]) -> Iterator[Any] | None:
+    """Encode the less common types; return an iterator of elements still to encode, if any.
+
+    ``seen[0]`` is set when an atom is written in its remembered Latin-1 form.
+    """
     t = type(x)
     if t is Pid:
         out += b"X"
-        _encode_atom_into(x.node, out, mode)
+        _encode_atom_into(x.node, out, mode, seen)
         try:
             out += _B_PID(x.id, x.serial, x.creation)
         except struct.error:
@@ -208,7 +211,7 @@ def _encode_other(x: Any, out: bytearray, mode: int, nesting: int) -> Iterator[A
         if not 1 <= len(ids) <= 5:
             raise EncodeError(f"reference must have 1..5 id words, has {len(ids)}")
         out += _B_REF_HDR(90, len(ids))
-        _encode_atom_into(x.node, out, mode)
+        _encode_atom_into(x.node, out, mode, seen)
         try:
             out += _B_U32(x.creation)
             for i in ids:
@@ -218,13 +221,13 @@ def _encode_other(x: Any, out: bytearray, mode: int, nesting: int) -> Iterator[A
         return None
     if t is Port:
         try:
-            if 0 <= x.id <= 0xFFFFFFFF:
+            if 0 <= x.id <= 0xFFFFFFFF and not x.v4:
                 out += b"Y"
-                _encode_atom_into(x.node, out, mode)
+                _encode_atom_into(x.node, out, mode, seen)
                 out += _B_PORT4(x.id, x.creation)
             else:
                 out += b"x"
-                _encode_atom_into(x.node, out, mode)
+                _encode_atom_into(x.node, out, mode, seen)
                 out += _B_PORT8(x.id, x.creation)
         except struct.error:
             raise EncodeError(f"port fields out of range: {x!r}") from None
@@ -245,8 +248,8 @@ def _encode_other(x: Any, out: bytearray, mode: int, nesting: int) -> Iterator[A
         if type(x.arity) is not int or not 0 <= x.arity <= 255:
             raise EncodeError(f"fun arity must be 0..255: {x!r}")
         out += b"q"
-        _encode_atom_into(x.module, out, mode)
-        _encode_atom_into(x.function, out, mode)
+        _encode_atom_into(x.module, out, mode, seen)
+        _encode_atom_into(x.function, out, mode, seen)
         out += _SMALL_INT[x.arity]
         return None
     if t is OpaqueFun:
@@ -326,7 +329,7 @@ def _encode_list(x: list[Any], out: bytearray) -> Iterator[Any] | None:
     return chain(x, _NIL_TAIL)
 
 
-def _encode_atom_into(a: Any, out: bytearray, mode: int) -> None:
+def _encode_atom_into(a: Any, out: bytearray, mode: int, seen: list[bool]) -> None:
     if type(a) is not Atom:
         if type(a) is bool:
             out += _TRUE_BY_MODE[mode] if a else _FALSE_BY_MODE[mode]
@@ -335,6 +338,8 @@ def _encode_atom_into(a: Any, out: bytearray, mode: int) -> None:
     e = a._ext
     if e is None or mode:
         e = _atom_slow(a, mode)
+        if e[0] == 100 or e[0] == 115:
+            seen[0] = True
     out += e
 
 
@@ -350,6 +355,7 @@ def _encode(term: Any, out: bytearray, mode: int, nesting: int = 0) -> bool:
     it: Iterator[Any] = iter((term,))
     saw_old = False
     saw_bool = False
+    seen = [False]
     small_int = _SMALL_INT
     small_tuple = _SMALL_TUPLE
     b_hdr = _B_HDR
@@ -426,14 +432,14 @@ def _encode(term: Any, out: bytearray, mode: int, nesting: int = 0) -> bool:
                 saw_bool = True
                 out += _UNDEF_BY_MODE[mode]
             else:
-                sub = _encode_other(x, out, mode, nesting)
+                sub = _encode_other(x, out, mode, nesting, seen)
                 if sub is not None:
                     push(it)
                     it = sub
                     break
         else:
             if not stack:
-                return saw_old and saw_bool
+                return (saw_old or seen[0]) and saw_bool
             it = pop()
 
 

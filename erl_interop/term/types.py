@@ -12,7 +12,7 @@ encoded (``Atom`` and floats read from ``FLOAT_EXT``) never let that memory affe
 from __future__ import annotations
 
 from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NoReturn, TypeAlias
 
 __all__ = [
@@ -141,11 +141,16 @@ class Reference:
 
 @dataclass(frozen=True, slots=True)
 class Port:
-    """An Erlang port identifier (``NEW_PORT_EXT``, or ``V4_PORT_EXT`` for ids over 32 bits)."""
+    """An Erlang port identifier (``NEW_PORT_EXT``, or ``V4_PORT_EXT`` for ids over 32 bits).
+
+    ``v4`` (not part of equality) forces ``V4_PORT_EXT`` for small ids too: OTP 26+ writes every
+    port that way, and a decoded port remembers which form it came in.
+    """
 
     node: Atom
     id: int
     creation: int
+    v4: bool = field(default=False, compare=False, repr=False, kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)
