@@ -921,11 +921,12 @@ def replay_command(result: SimResult) -> str:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, core_factory: CoreFactory = _default_factory) -> int:
     """Command line: run seeded histories and print one summary line.
 
     Args:
         argv: arguments (default ``sys.argv[1:]``).
+        core_factory: builds cores (tests use it to show how a failure is reported).
 
     Returns:
         0 when every history passed, 1 otherwise (after printing each failing seed and its replay
@@ -943,12 +944,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     seeds = range(args.seed, args.seed + args.seeds)
     started = time.perf_counter()  # reporting only: never influences a history
-    summary = run_seeds(seeds, servers=args.servers)
+    summary = run_seeds(seeds, servers=args.servers, core_factory=core_factory)
     seconds = time.perf_counter() - started
     violations = sum(len(r.violations) for r in summary.failures)
     if args.trace and args.seeds == 1:
         cfg = SimConfig(servers=args.servers or servers_for_seed(args.seed))
-        for line in SimCluster(args.seed, cfg, trace=True).run().trace:
+        for line in SimCluster(args.seed, cfg, core_factory=core_factory, trace=True).run().trace:
             print(line)
     for failure in summary.failures:
         print(f"FAILED seed={failure.seed} servers={failure.servers}")

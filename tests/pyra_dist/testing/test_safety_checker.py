@@ -24,19 +24,19 @@ def test_second_vote_in_one_term_is_an_election_safety_violation() -> None:
 
 def test_two_leaders_in_one_term_is_an_election_safety_violation() -> None:
     c = SafetyChecker()
-    c.leader_elected(S1, 2, {}, 0)
-    c.leader_elected(S2, 3, {}, 0)
-    c.leader_elected(S3, 2, {}, 0)
+    c.leader_elected(S1, 2, {}.get, 0)
+    c.leader_elected(S2, 3, {}.get, 0)
+    c.leader_elected(S3, 2, {}.get, 0)
     assert c.violations == [Violation("election_safety", "two leaders in term 2: s1@n1 and s3@n3")]
 
 
 def test_leader_without_a_committed_entry_violates_leader_completeness() -> None:
     c = SafetyChecker()
     c.applied(S1, 1, 1, "a", durable_majority=True)
-    c.leader_elected(S2, 2, {1: 1}, 0)
-    c.leader_elected(S3, 3, {}, 1)  # covered by its snapshot
+    c.leader_elected(S2, 2, {1: 1}.get, 0)
+    c.leader_elected(S3, 3, {}.get, 1)  # covered by its snapshot
     assert c.violations == []
-    c.leader_elected(S1, 4, {1: 2}, 0)
+    c.leader_elected(S1, 4, {1: 2}.get, 0)
     assert c.violations == [
         Violation("leader_completeness", "s1@n1 leads term 4 without committed entry 1/1 (has term 2)")
     ]
@@ -46,6 +46,8 @@ def test_same_index_and_term_with_another_command_or_prefix_violates_log_matchin
     c = SafetyChecker()
     c.entries_written(S1, (e(1, 1), e(2, 1, "x")), 0)
     c.entries_written(S2, (e(2, 1, "x"),), 1)
+    assert c.violations == []
+    c.entries_written(S3, (e(2, 1, "x"),), None)  # previous entry compacted: commands only
     assert c.violations == []
     c.entries_written(S3, (e(2, 1, "x"),), 0)
     assert [v.invariant for v in c.violations] == ["log_matching"]
@@ -77,9 +79,9 @@ def test_commit_index_going_back_is_a_violation_until_a_restart() -> None:
 
 def test_leader_commit_marks_entries_committed_and_conflicting_commit_is_caught() -> None:
     c = SafetyChecker()
-    c.commit_index(S1, 2, {1: 1, 2: 1})
+    c.commit_index(S1, 2, {1: 1, 2: 1}.get)
     assert c.committed == {1: 1, 2: 1}
-    c.commit_index(S2, 2, {1: 1, 2: 2})
+    c.commit_index(S2, 2, {1: 1, 2: 2}.get)
     assert c.violations == [Violation("state_machine_safety", "s2@n2 commits 2/2, committed as 1")]
 
 
