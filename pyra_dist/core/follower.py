@@ -359,9 +359,6 @@ class FollowerRole(CommonRole):
         self.snapshot_receiving = meta
         self.snapshot_chunks = []
         self.snapshot_expected = 1
-        effects.append(
-            StartTimer(key=TimerKind.RECEIVE_SNAPSHOT, after_ms=self.config.receive_snapshot_timeout_ms)
-        )
         self.set_role(Role.RECEIVE_SNAPSHOT, effects)
         self.snapshot_chunk(event, rpc, effects)
 

@@ -31,7 +31,7 @@ from pyra_dist.core.machine import Machine
 from pyra_dist.core.server import RaftCore
 from pyra_dist.core.state import CoreConfig
 from pyra_dist.machines.kv import KvMachine
-from pyra_dist.types import Role, ServerId
+from pyra_dist.types import Entry, Noop, Role, ServerId, UsrCommand
 
 NODE = "py@vm"
 
@@ -162,3 +162,76 @@ def make_cluster(
         cluster.run(i, core.start())
     return cluster
 
+
+class FixedRng(random.Random):
+    """An rng whose ``randint`` returns the upper bound and whose tokens are 42 (exact assertions)."""
+
+    def randint(self, a: int, b: int) -> int:
+        return b
+
+    def getrandbits(self, k: int) -> int:
+        return 42
+
+
+S1, S2, S3 = sid("s1"), sid("s2"), sid("s3")
+LONG_MS = 10 * 100 + 1000  # uniform(10B) + P with FixedRng
+SHORT_MS = 5 * 100 + 100  # uniform(5B) + B
+REALLY_SHORT_MS = 100  # uniform(B)
+
+
+def single(
+    name: str = "s1",
+    members: tuple[str, ...] = ("s1", "s2", "s3"),
+    entries: list[Entry] | None = None,
+    term: int = 0,
+    voted_for: ServerId | None = None,
+    last_applied: int = 0,
+    machine: Machine | None = None,
+    view: InMemoryLogView | None = None,
+    **config: object,
+) -> RaftCore:
+    """One core in a given persisted state (``start()`` is not called, so no timer is armed)."""
+    me = sid(name)
+    return SoloCore(
+        CoreConfig(
+            server_id=me,
+            cluster=tuple(sid(m) for m in members),
+            machine=machine or KvMachine(),
+            rng=FixedRng(),
+            **config,  # type: ignore[arg-type]
+        ),
+        view if view is not None else InMemoryLogView(entries or []),
+        (term, voted_for, last_applied),
+    )
+
+
+class SoloCore(RaftCore):
+    """A core whose log effects are applied to its ``InMemoryLogView`` right away (a minimal driver)."""
+
+    def handle(self, event: Event) -> list[Effect]:
+        out = super().handle(event)
+        view = self.log.view
+        assert isinstance(view, InMemoryLogView)
+        for eff in out:
+            match eff:
+                case AppendToLog(entries=entries):
+                    view.append(entries)
+                case TruncateLog(last_index=last_index):
+                    view.truncate(last_index)
+                case WriteSnapshot(meta=meta, state=state):
+                    view.write_snapshot(meta, state)
+                case InstallSnapshot(meta=meta, state=state):
+                    view.install_snapshot(meta, state)
+                case _:
+                    pass
+        return out
+
+
+def usr(index: int, term: int, data: object = ("put", "k", 1)) -> Entry:
+    """A ``'$usr'`` entry without reply."""
+    return Entry(index, term, UsrCommand(data=data))
+
+
+def noop(index: int, term: int) -> Entry:
+    """A noop entry (machine version 0)."""
+    return Entry(index, term, Noop(machine_version=0))
