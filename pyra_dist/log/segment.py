@@ -74,10 +74,14 @@ class SegmentFile:
         Raises:
             OSError: on I/O failure.
         """
-        fd = ops.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        # Created under a temporary name and renamed once its header is synced, so a crash
+        # never leaves a segment without a header (the WAL files get the same treatment).
+        tmp = path.with_name(path.name + ".tmp")
+        fd = ops.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         try:
             pwrite_all(ops, fd, fmt.SEGMENT_HEADER.pack(fmt.SEGMENT_MAGIC, fmt.SEGMENT_VERSION, max_count), 0)
             ops.fsync(fd)
+            ops.rename(tmp, path)
         except BaseException:
             ops.close(fd)
             raise
@@ -218,6 +222,8 @@ class SegmentSet:
             LogCorrupt: a file with a bad header.
         """
         sset = cls(server_dir, max_count, checksums, ops)
+        for leftover in server_dir.glob("*.segment.tmp"):
+            leftover.unlink()
         for path in sorted(p for p in server_dir.glob("*.segment") if p.stem.isdigit()):
             seg = SegmentFile.open(path, sset._ops)
             sset._files.append(seg)
@@ -259,14 +265,14 @@ class SegmentSet:
 
         Args:
             entries: ``(index, term, payload)`` in write order.
-            truncate_above: if given, first write a durable tombstone discarding every entry
-                above this index (a flushed ``TruncateLog``).
+            truncate_above: if given, after the entries write a durable tombstone discarding
+                every entry above this index (a flushed ``TruncateLog``).
 
         Raises:
             OSError: on I/O failure (the WAL file is then kept, so nothing is lost).
         """
         if truncate_above is not None:
-            entries = [(truncate_above + 1, -1, b""), *entries]
+            entries = [*entries, (truncate_above + 1, -1, b"")]
         if not entries:
             return
         touched: list[SegmentFile] = []

@@ -34,6 +34,10 @@ class ServerStore:
     directory: Path
     memtable: Memtable
     segments: SegmentSet
+    log_end: int = 0
+    """The server's current last index, set *before* entries enter the memtable. A flushed
+    truncation writes its segment tombstone just above it: every segment entry above the log's
+    current end is stale, while entries below it may already hold newer data flushed early."""
 
 
 def flush_rolled_over(
@@ -61,7 +65,10 @@ def flush_rolled_over(
         lo_hi = job.ranges.get(uid)
         taken = store.memtable.take_range(*lo_hi) if lo_hi is not None else []
         entries = [(i, e[0], e[1]) for i, e in taken]
-        store.segments.append(entries, truncate_above=job.truncations.get(uid))
+        truncate_above = None
+        if uid in job.truncations:
+            truncate_above = max(store.log_end, entries[-1][0] if entries else 0)
+        store.segments.append(entries, truncate_above=truncate_above)
         store.memtable.drop_flushed(taken)
         written += len(entries)
     ops.unlink(job.path)

@@ -66,9 +66,13 @@ class ServerLog:
         segments = self._store.segments
         memtable = self._store.memtable
         if snap is not None:
-            # Raft §7: entries after the snapshot are kept only if the log holds the snapshot's
-            # last entry with the same term; otherwise the whole log is superseded.
-            if self._term_at_raw(snap.index) != snap.term:
+            # Raft §7: entries after the snapshot are kept only if they extend the snapshot's
+            # last entry: the entry at its index (unless compacted away) has the snapshot's term
+            # and the next entry is not from an older term. Otherwise (an installed snapshot
+            # whose WAL truncation record was lost in the crash) the whole log is superseded.
+            at = self._term_at_raw(snap.index)
+            after = self._term_at_raw(snap.index + 1)
+            if (at is not None and at != snap.term) or (after is not None and after < snap.term):
                 segments.truncate_from(snap.index + 1)
                 memtable.clear()
             segments.release_below(snap.index)
@@ -82,6 +86,7 @@ class ServerLog:
         elif seg_range is not None:
             last = max(last, seg_range[1])
         self.last_index = last
+        self._store.log_end = last
         # Everything recovered from disk is durable; entries still in a memtable of a previous
         # incarnation in this process were queued to the WAL, which writes them in order.
         self.last_written = last if bounds is None else self._durable_guess(last)
@@ -168,6 +173,7 @@ class ServerLog:
             self._store.segments.truncate_from(first)
             self.last_written = min(self.last_written, first - 1)
         memtable = self._store.memtable
+        self._store.log_end = entries[-1][0]
         wal = self._wal
         uid = self.uid
         for index, term, payload in entries:
@@ -188,6 +194,7 @@ class ServerLog:
         self._store.memtable.truncate_from(last_index + 1)
         self._store.segments.truncate_from(last_index + 1)
         self._wal.truncate(self.uid, last_index)
+        self._store.log_end = last_index
         self.last_index = last_index
         self.last_written = min(self.last_written, last_index)
 
@@ -295,6 +302,7 @@ class ServerLog:
             self._wal.truncate(self.uid, meta.index)
         self._release_below(meta.index)
         self.last_index = meta.index
+        self._store.log_end = meta.index
         self.last_written = meta.index
         # Ra's truncate flag: the next write restarts this writer's table on recovery.
         self._truncate_next = True

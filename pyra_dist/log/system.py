@@ -94,6 +94,7 @@ class LogSystem:
                 store = self.store(rec.uid)
                 rep.records += 1
                 if rec.kind == WAL_KIND_TRUNCATE:
+                    store.log_end = min(store.log_end, rec.index)
                     store.memtable.truncate_from(rec.index + 1)
                     store.segments.truncate_from(rec.index + 1)
                     point = truncations.get(rec.uid)
@@ -102,6 +103,7 @@ class LogSystem:
                 if rec.truncate:
                     # Ra's truncate flag: the writer's table restarts here (after a snapshot).
                     store.memtable.clear()
+                store.log_end = rec.index
                 store.memtable.insert(rec.index, rec.term, rec.payload)
                 lo_hi = ranges.get(rec.uid)
                 ranges[rec.uid] = (
@@ -147,7 +149,9 @@ class LogSystem:
                 segments = SegmentSet.open(
                     directory, cfg.segment_max_entries, cfg.segment_compute_checksums, self.ops
                 )
-                store = self._stores[uid] = ServerStore(uid, directory, Memtable(), segments)
+                seg_range = segments.range()
+                log_end = seg_range[1] if seg_range is not None else 0
+                store = self._stores[uid] = ServerStore(uid, directory, Memtable(), segments, log_end)
             return store
 
     @property

@@ -11,12 +11,11 @@ import threading
 from pathlib import Path
 
 import pytest
+from log_support import FaultyFileOps, SystemFactory
 
 from pyra_dist.log import LogCorrupt, LogSystem, SystemConfig, WalFailed, WalSyncMethod, WalWriteStrategy
 from pyra_dist.log import format as fmt
 from pyra_dist.log.wal import WalError, WalEvent, WalFileReport, WalWritten, list_wal_files, read_wal_file
-
-from log_support import FaultyFileOps, SystemFactory
 
 
 class Events:
