@@ -47,6 +47,7 @@ __all__ = [
     "PeerState",
     "SimultaneousConnect",
     "connect",
+    "listen",
     "serve",
 ]
 
@@ -335,29 +336,79 @@ async def connect(
 
 
 class Listener:
-    """Accepts inbound distribution connections. Created by ``serve``."""
+    """Accepts inbound distribution connections.
 
-    def __init__(self, local: LocalNode) -> None:
-        self.local = local
-        self._server: asyncio.Server | None = None
+    Two ways to get one: ``serve(local, accept)`` binds and accepts at once; or
+    ``listen(host, port)`` binds without accepting, so the node can register the port with
+    EPMD first (which hands out the creation that ``LocalNode`` needs) and then call
+    ``start(local, accept)``. Peers only find us through EPMD, so nothing connects earlier.
+    """
+
+    def __init__(self, server: asyncio.Server) -> None:
+        self._server = server
+        self.local: LocalNode | None = None
+        self._accept: Callable[[DistChannel], Handler] | None = None
+        self._arbiter: Arbiter | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def port(self) -> int:
         """The bound TCP port (register it with EPMD)."""
-        assert self._server is not None
         port: int = self._server.sockets[0].getsockname()[1]
         return port
 
+    async def start(
+        self, local: LocalNode, accept: Callable[[DistChannel], Handler], *, arbiter: Arbiter | None = None
+    ) -> None:
+        """Start accepting (see ``serve`` for the arguments)."""
+        self.local = local
+        self._accept = accept
+        self._arbiter = arbiter
+        await self._server.start_serving()
+
     def close(self) -> None:
         """Stop accepting and abort handshakes in progress; established channels stay up."""
-        if self._server is not None:
-            self._server.close()
+        self._server.close()
 
     async def wait_closed(self) -> None:
         """Wait until the listening socket is closed."""
-        if self._server is not None:
-            await self._server.wait_closed()
+        await self._server.wait_closed()
+
+    async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None and self.local is not None and self._accept is not None
+        self._tasks.add(task)
+        try:
+            await _accept_one(self.local, reader, writer, self._accept, self._arbiter)
+        except Exception:
+            # Never let one connection's failure reach the server (reference §4).
+            log.exception("%s: inbound connection failed", self.local.name)
+            writer.close()
+        finally:
+            self._tasks.discard(task)
+
+
+async def listen(host: str = "0.0.0.0", port: int = 0) -> Listener:
+    """Bind a distribution listener without accepting yet; call ``Listener.start`` next.
+
+    Args:
+        host: address to bind.
+        port: port to bind (0 = any free port; see ``Listener.port``).
+
+    Returns:
+        The bound listener.
+
+    Raises:
+        OSError: the address is taken.
+    """
+    holder: list[Listener] = []
+
+    async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await holder[0]._on_client(reader, writer)
+
+    server = await asyncio.start_server(on_client, host, port, start_serving=False)
+    holder.append(Listener(server))
+    return holder[0]
 
 
 async def serve(
@@ -381,23 +432,12 @@ async def serve(
 
     Returns:
         The running listener.
+
+    Raises:
+        OSError: the address is taken.
     """
-    listener = Listener(local)
-
-    async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        listener._tasks.add(task)
-        try:
-            await _accept_one(local, reader, writer, accept, arbiter)
-        except Exception:
-            # Never let one connection's failure reach the server (reference §4).
-            log.exception("%s: inbound connection failed", local.name)
-            writer.close()
-        finally:
-            listener._tasks.discard(task)
-
-    listener._server = await asyncio.start_server(on_client, host, port)
+    listener = await listen(host, port)
+    await listener.start(local, accept, arbiter=arbiter)
     return listener
 
 

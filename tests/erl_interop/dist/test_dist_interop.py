@@ -1,0 +1,190 @@
+"""The dist layer against real peers: OTP 25 and OTP 28 ``erl`` (short and long names) and Elixir.
+
+Each test runs once per peer kind (module-scoped peers); the Python side is the small
+test-side ``PyNode`` from conftest.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+
+import pytest
+from dist_support import PyNode, RunningPeer, peer_eval, raw_handshake, unique, wait_for_output
+
+from erl_interop.dist import control as c
+from erl_interop.dist.connection import LocalNode
+from erl_interop.dist.transport import DistChannel
+from erl_interop.errors import HandshakeError
+from erl_interop.term import Atom, Pid, binary_to_term, encode
+
+pytestmark = pytest.mark.erlang
+
+
+def ping(rp: RunningPeer, node: str) -> str:
+    return f'Node.ping(:"{node}")' if rp.kind.elixir else f"net_adm:ping('{node}')."
+
+
+def pong(rp: RunningPeer) -> str:
+    return ":pong" if rp.kind.elixir else "pong"
+
+
+def pang(rp: RunningPeer) -> str:
+    return ":pang" if rp.kind.elixir else "pang"
+
+
+async def test_real_peer_pings_us_as_acceptor_and_a_send_to_a_name_arrives_as_reg_send(
+    rp: RunningPeer,
+) -> None:
+    async with PyNode(unique("py"), rp.cookie, long_names=rp.kind.long_names) as node:
+        assert await peer_eval(rp.peer, ping(rp, node.name)) == pong(rp)
+        if rp.kind.elixir:
+            await peer_eval(rp.peer, f'send({{:some_name, :"{node.name}"}}, {{:hello, [1, 2], "bin"}})')
+        else:
+            await peer_eval(rp.peer, f"{{some_name, '{node.name}'}} ! {{hello, [1, 2], <<\"bin\">>}}.")
+        got = await node.receive(lambda r: isinstance(r.control, c.RegSend))
+        assert isinstance(got.control, c.RegSend)
+        assert got.control.to_name == Atom("some_name")
+        assert got.control.from_pid.node == Atom(rp.peer.node)
+        assert got.payload == (Atom("hello"), [1, 2], b"bin")
+        assert got.channel.peer_node == rp.peer.node
+        [channel] = node.channels
+        await _close_and_wait(channel)
+
+
+async def test_we_connect_as_initiator_and_messages_flow_both_ways_on_that_connection(
+    rp: RunningPeer,
+) -> None:
+    box = unique("box")
+    async with PyNode(unique("py"), rp.cookie, long_names=rp.kind.long_names) as node:
+        channel = await node.connect(rp.peer.node)
+        assert channel.peer_node == rp.peer.node
+        register = f"Process.register(self(), :{box})" if rp.kind.elixir else f"register({box}, self())."
+        await peer_eval(rp.peer, register)
+        message = (Atom("hi"), [1, 2, 3], b"\x00\xff", 2**70, Pid(Atom(node.name), 7, 0, node.local.creation))
+        channel.send(c.RegSend(from_pid=node.pid, to_name=Atom(box)), message)
+        receive = (
+            "receive do m -> m after 10000 -> :timeout end"
+            if rp.kind.elixir
+            else "receive M -> M after 10000 -> timeout end."
+        )
+        result = await asyncio.to_thread(rp.peer.eval_result, receive)
+        assert binary_to_term(result.etf) == message
+        # The peer sends back over the same connection (it is the one in its connection table).
+        if rp.kind.elixir:
+            await peer_eval(rp.peer, f'send({{:pybox, :"{node.name}"}}, {{self(), :ping}})')
+        else:
+            await peer_eval(rp.peer, f"{{pybox, '{node.name}'}} ! {{self(), ping}}.")
+        got = await node.receive(lambda r: isinstance(r.control, c.RegSend))
+        assert got.channel is channel
+        assert got.payload is not None and got.payload[1] == Atom("ping")
+        await _close_and_wait(channel)
+
+
+async def test_a_wrong_cookie_on_our_side_is_refused_by_the_peer_which_logs_it(rp: RunningPeer) -> None:
+    async with PyNode(unique("py"), "not-" + rp.cookie, long_names=rp.kind.long_names) as node:
+        with pytest.raises(HandshakeError, match=r"after our challenge reply \(invalid cookie\?\)"):
+            await node.connect(rp.peer.node)
+        line = await wait_for_output(rp.peer, "Invalid challenge reply")
+        # The peer prints our name as an atom: quoted when it has dots, with a colon in Elixir.
+        shown = f":{node.name}" if rp.kind.elixir else f"'{node.name}'" if rp.kind.long_names else node.name
+        assert f"** Connection attempt from node {shown} rejected. Invalid challenge reply. **" in line
+
+
+async def test_a_peer_with_a_wrong_cookie_is_refused_by_us_with_a_clear_log_line(
+    rp: RunningPeer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="erl_interop.dist.transport")
+    async with PyNode(unique("py"), "not-" + rp.cookie, long_names=rp.kind.long_names) as node:
+        assert await peer_eval(rp.peer, ping(rp, node.name)) == pang(rp)
+        messages = [r.getMessage() for r in caplog.records]
+        assert any(
+            f"Connection attempt from node {rp.peer.node} rejected. "
+            "Invalid challenge reply (cookie mismatch)." in m
+            for m in messages
+        ), messages
+        assert node.channels == []
+
+
+async def test_garbage_from_one_of_our_connections_makes_the_peer_drop_only_that_one(rp: RunningPeer) -> None:
+    async with (
+        PyNode(unique("py"), rp.cookie, long_names=rp.kind.long_names) as bad,
+        PyNode(unique("py"), rp.cookie, long_names=rp.kind.long_names) as good,
+    ):
+        good_channel = await good.connect(rp.peer.node)
+        _, reader, writer = await raw_handshake(bad.local, rp.peer.node, await _peer_port(rp))
+        writer.write(struct.pack(">I", 4) + b"\xde\xad\xbe\xef")
+        async with asyncio.timeout(10):
+            while await reader.read(65536):
+                pass  # the peer closes this connection
+        writer.close()
+        assert await peer_eval(rp.peer, ping(rp, good.name)) == pong(rp)
+        assert not good_channel.closed
+        await _close_and_wait(good_channel)
+
+
+async def test_a_malformed_term_from_us_makes_the_peer_drop_that_connection_and_log_it(
+    rp: RunningPeer,
+) -> None:
+    async with PyNode(unique("py"), rp.cookie, long_names=rp.kind.long_names) as node:
+        conn, reader, writer = await raw_handshake(node.local, rp.peer.node, await _peer_port(rp))
+        body = bytearray(b"\x83\x44\x00")
+        # REG_SEND to a process that exists and reads its mailbox (rex), with a NaN payload: erts
+        # decodes it when the receiver looks at the message and kills the connection.
+        encode((6, node.pid, Atom(""), Atom("rex")), body)
+        body += b"\x46\x7f\xf8\x00\x00\x00\x00\x00\x00"  # NEW_FLOAT_EXT NaN
+        writer.write(struct.pack(">I", len(body)) + body)
+        async with asyncio.timeout(10):
+            while await reader.read(65536):
+                pass
+        writer.close()
+        await wait_for_output(rp.peer, "corrupted external term")
+        del conn
+
+
+async def test_garbage_on_one_inbound_connection_closes_it_while_the_peers_connection_keeps_working(
+    rp: RunningPeer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="erl_interop.dist.transport")
+    async with PyNode(unique("py"), rp.cookie, long_names=rp.kind.long_names) as node:
+        assert await peer_eval(rp.peer, ping(rp, node.name)) == pong(rp)
+        intruder = LocalNode(
+            name=f"{unique('raw')}@{node.local.host}",
+            creation=5,
+            cookie=rp.cookie,
+            long_names=rp.kind.long_names,
+        )
+        _, reader, writer = await raw_handshake(intruder, node.name, node.port)
+        writer.write(struct.pack(">I", 7) + b"\x83\x44\x00\x68\x01\x61\x25")  # unknown control op 37
+        channel, reason = await asyncio.wait_for(node.closed.get(), 10)
+        assert (channel.peer_node, reason) == (intruder.name, "protocol_error")
+        assert await reader.read() == b""
+        writer.close()
+        assert any("unknown control op 37" in r.getMessage() for r in caplog.records)
+        # The listener and the real peer's connection are unaffected.
+        assert await peer_eval(rp.peer, ping(rp, node.name)) == pong(rp)
+        if rp.kind.elixir:
+            await peer_eval(rp.peer, f'send({{:later, :"{node.name}"}}, :still_up)')
+        else:
+            await peer_eval(rp.peer, f"{{later, '{node.name}'}} ! still_up.")
+        got = await node.receive(lambda r: isinstance(r.control, c.RegSend))
+        assert got.payload == Atom("still_up")
+        assert got.channel.peer_node == rp.peer.node
+
+
+async def _peer_port(rp: RunningPeer) -> int:
+    from erl_interop.epmd.client import port_please
+
+    alive, _, host = rp.peer.node.partition("@")
+    return await port_please(host, alive)
+
+
+async def _close_and_wait(channel: DistChannel) -> None:
+    channel.close("test_done")
+    assert await asyncio.wait_for(channel.wait_closed(), 5) == "test_done"
+
+
+@pytest.fixture
+def rp(any_peer: RunningPeer) -> RunningPeer:
+    return any_peer
