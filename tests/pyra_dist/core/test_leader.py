@@ -11,6 +11,7 @@ from pyra_dist.core.effects import (
     Notify,
     OkReply,
     PersistMeta,
+    Redirect,
     Reply,
     RoleChanged,
     SendRpc,
@@ -28,6 +29,7 @@ from pyra_dist.core.events import (
     Tick,
     TimerKind,
     TransferLeadershipRequest,
+    TriggerElection,
 )
 from pyra_dist.core.messages import (
     AppendEntriesReply,
@@ -95,7 +97,6 @@ def test_after_log_append_is_answered_with_index_and_term_at_append_time() -> No
 def test_pipelined_commands_are_notified_in_apply_order_per_pid() -> None:
     """ra_SUITE:pipeline_command (ra-internals §11.2 #4)."""
     c = settled()
-    leader = c["s1"]
     for corr in (7, 8):
         c.handle("s1", CommandRequest(data=("put", corr, corr), reply_mode=NotifyReply(corr, "pid")))
     reply = AppendEntriesReply(term=1, success=True, next_index=4, last_index=3, last_term=1)
@@ -155,7 +156,6 @@ def test_idle_leader_sends_nothing_on_tick() -> None:
 
 def test_tick_resends_unconfirmed_entries_from_the_match_index() -> None:
     c = settled()
-    leader = c["s1"]
     c.handle("s1", CommandRequest(data=("put", "a", 1)))
     entry = c.logs[S1].fetch(2, 2)[0]
     sends = [e for e in c.handle("s1", Tick(system_time=1)) if isinstance(e, SendRpc)]
@@ -169,7 +169,7 @@ def test_tick_resends_unconfirmed_entries_from_the_match_index() -> None:
 def test_membership_change_is_refused_before_the_new_leaders_noop_is_applied() -> None:
     """ra_server_SUITE:leader_noop_operation_enables_cluster_change (§11.2 #23)."""
     c = make_cluster()
-    c.handle("s1", __import__("pyra_dist.core.events", fromlist=["TriggerElection"]).TriggerElection())
+    c.handle("s1", TriggerElection())
     while c["s1"].role != Role.LEADER:
         c.step()
     assert c.handle("s1", JoinRequest(server_id=sid("s4"), reply_mode=AFTER_LOG_APPEND, from_="c")) == [
@@ -200,7 +200,6 @@ def test_join_appends_the_whole_peer_map_and_is_effective_at_once() -> None:
 def test_one_membership_change_at_a_time() -> None:
     """ra_2_SUITE:add_member_without_quorum (§11.2 #28)."""
     c = settled()
-    leader = c["s1"]
     c.handle("s1", JoinRequest(server_id=sid("s4"), reply_mode=AFTER_LOG_APPEND, from_="a"))
     assert c.handle("s1", JoinRequest(server_id=sid("s5"), reply_mode=AFTER_LOG_APPEND, from_="b")) == [
         Reply(to="b", reply=ErrorReply(reason="cluster_change_not_permitted"))
@@ -209,7 +208,6 @@ def test_one_membership_change_at_a_time() -> None:
 
 def test_join_of_a_member_and_leave_of_a_stranger_are_refused() -> None:
     c = settled()
-    leader = c["s1"]
     assert c.handle("s1", JoinRequest(server_id=S2, reply_mode=AFTER_LOG_APPEND, from_="a")) == [
         Reply(to="a", reply=ErrorReply(reason="already_member"))
     ]
@@ -232,7 +230,6 @@ def test_members_are_answered_by_the_leader() -> None:
 def test_consistent_query_waits_for_a_heartbeat_quorum() -> None:
     """ra_server_SUITE:leader_consistent_query (§11.2 #27)."""
     c = settled()
-    leader = c["s1"]
     effects = c.handle("s1", QueryRequest(kind="consistent", query=lambda s: "state", from_="q"))
     assert effects == [
         SendRpc(to=S2, rpc=HeartbeatRpc(query_index=1, term=1, leader_id=S1)),
@@ -250,10 +247,7 @@ def test_a_heartbeat_reply_with_a_higher_term_deposes_the_leader_and_parks_the_q
     c.handle("s1", PeerMessage(sender=S3, msg=HeartbeatReply(query_index=1, term=2)))
     assert leader.role == Role.FOLLOWER
     effects = c.handle("s1", PeerMessage(sender=S2, msg=AppendEntriesRpc(2, S2, 1, 1, 1, ())))
-    assert (
-        Reply(to="q", reply=__import__("pyra_dist.core.effects", fromlist=["Redirect"]).Redirect(leader=S2))
-        in effects
-    )
+    assert Reply(to="q", reply=Redirect(leader=S2)) in effects
 
 
 # -- leadership transfer ---------------------------------------------------------------------------
@@ -262,7 +256,6 @@ def test_a_heartbeat_reply_with_a_higher_term_deposes_the_leader_and_parks_the_q
 def test_transfer_leadership_answers_already_leader_and_unknown_member() -> None:
     """ra_SUITE:transfer_leadership (§11.2 #20)."""
     c = settled()
-    leader = c["s1"]
     assert c.handle("s1", TransferLeadershipRequest(target=S1, from_="a")) == [
         Reply(to="a", reply=AtomReply(atom="already_leader"))
     ]
@@ -273,7 +266,6 @@ def test_transfer_leadership_answers_already_leader_and_unknown_member() -> None
 
 def test_transfer_leadership_casts_try_become_leader_and_waits() -> None:
     c = settled()
-    leader = c["s1"]
     assert c.handle("s1", TransferLeadershipRequest(target=S2, from_="a")) == [
         SendRpc(to=S2, rpc=TryBecomeLeader()),
         Reply(to="a", reply=AtomReply(atom="ok")),
