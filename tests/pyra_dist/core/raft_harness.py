@@ -115,8 +115,9 @@ class Cluster:
         return steps
 
     def leader(self) -> RaftCore:
-        """The unique leader of the highest term."""
-        leaders = [c for c in self.cores.values() if c.role == Role.LEADER]
+        """The unique leader of the highest term (a deposed leader that was cut off may linger)."""
+        top = max(c.term for c in self.cores.values() if c.role == Role.LEADER)
+        leaders = [c for c in self.cores.values() if c.role == Role.LEADER and c.term == top]
         assert len(leaders) == 1, [c.role for c in self.cores.values()]
         return leaders[0]
 
@@ -130,6 +131,35 @@ class Cluster:
         assert leader.id == sid(name)
         return leader
 
+    def restart(self, name: str, machine: Machine | None = None) -> list[Effect]:
+        """Crash and restart ``name`` from what is durable: its log view and persisted meta.
+
+        Returns the effects of ``start()``.
+        """
+        server = sid(name)
+        old = self.cores[server]
+        term, voted_for = self.meta.get(server, (0, None))
+        self.logs[server] = self.logs[server].copy()
+        core = RaftCore(
+            CoreConfig(
+                server_id=server,
+                cluster=old.config.cluster,
+                machine=machine or old.config.machine,
+                rng=random.Random(7),
+                snapshot_interval=old.config.snapshot_interval,
+            ),
+            self.logs[server],
+            (term, voted_for, old.last_applied),
+        )
+        self.cores[server] = core
+        out = core.start()
+        self.run(server, out)
+        return out
+
+    def states(self) -> dict[str, object]:
+        """Machine state per server name."""
+        return {s.name: c.machine_state for s, c in self.cores.items()}
+
     def effects_of(self, name: str) -> Iterator[Effect]:
         """Effects recorded for ``name``."""
         return (e for s, e in self.effects if s == sid(name))
@@ -139,16 +169,22 @@ def make_cluster(
     names: tuple[str, ...] = ("s1", "s2", "s3"),
     machine: Machine | None = None,
     seed: int = 1,
+    initial: tuple[str, ...] | None = None,
     **config: object,
 ) -> Cluster:
-    """Build a cluster of fresh servers (all started, none elected)."""
+    """Build a cluster of fresh servers (all started, none elected).
+
+    ``initial`` names the initial members every server is configured with (default: all ``names``),
+    so that servers outside it model members started later for ``add_member``.
+    """
     ids = tuple(sid(n) for n in names)
+    members = tuple(sid(n) for n in initial) if initial else ids
     logs = {i: InMemoryLogView() for i in ids}
     cores = {
         i: RaftCore(
             CoreConfig(
                 server_id=i,
-                cluster=ids,
+                cluster=members,
                 machine=machine or KvMachine(),
                 rng=random.Random(seed + k),
                 **config,  # type: ignore[arg-type]

@@ -1,0 +1,266 @@
+"""Scenarios on a 3-5 core harness with hand-delivered messages (Ra behaviours, ra-internals §11.2)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from raft_harness import S1, S2, S3, Cluster, make_cluster, sid
+
+from pyra_dist.core.effects import (
+    ErrorReply,
+    MachineEffect,
+    OkReply,
+    Redirect,
+    Stop,
+    WrapReply,
+)
+from pyra_dist.core.events import (
+    CommandRequest,
+    DeleteClusterRequest,
+    JoinRequest,
+    LeaveRequest,
+    PeerDown,
+    QueryRequest,
+    Tick,
+    TimerFired,
+    TimerKind,
+)
+from pyra_dist.core.machine import (
+    ApplyMeta,
+    ApplyResult,
+    Machine,
+    MachineConfig,
+    MachineEffectT,
+    MachineVersionChange,
+    SendMsg,
+)
+from pyra_dist.machines.kv import KvMachine
+from pyra_dist.types import AFTER_LOG_APPEND, AWAIT_CONSENSUS, Role
+
+
+def put(c: Cluster, name: str, key: object, value: object, from_: object = None) -> None:
+    mode = AWAIT_CONSENSUS if from_ is not None else AWAIT_CONSENSUS
+    c.handle(name, CommandRequest(data=("put", key, value), reply_mode=mode, from_=from_))
+
+
+def logs_equal(c: Cluster, names: Sequence[str]) -> bool:
+    ref = c.logs[sid(names[0])]
+    last = ref.last_index_term()[0]
+    return all(c.logs[sid(n)].fetch(1, last) == ref.fetch(1, last) for n in names) and all(
+        c.logs[sid(n)].last_index_term() == ref.last_index_term() for n in names
+    )
+
+
+def test_leader_replies_after_applying_with_the_machine_reply() -> None:
+    """ra_SUITE:process_command (§11.2 #3)."""
+    c = make_cluster()
+    c.elect("s1")
+    put(c, "s1", "a", 1, from_="client")
+    c.settle()
+    assert c.replies == [("client", WrapReply(reply="ok"))]
+    assert c.states() == {"s1": {"a": 1}, "s2": {"a": 1}, "s3": {"a": 1}}
+
+
+def test_leader_without_quorum_never_replies() -> None:
+    """ra_SUITE:minority (§11.2 #2): the client times out."""
+    c = make_cluster()
+    c.elect("s1")
+    c.down |= {S2, S3}
+    put(c, "s1", "a", 1, from_="client")
+    c.settle()
+    assert c.replies == []
+    assert c["s1"].commit_index == 1
+
+
+def test_a_follower_with_a_divergent_tail_converges_to_the_new_leaders_log() -> None:
+    """ra_SUITE:follower_catchup (§11.2 #19); Raft §5.3 "the leader forces the followers' logs to
+    duplicate its own"."""
+    c = make_cluster()
+    c.elect("s1")
+    put(c, "s1", "a", 1)
+    c.settle()
+    c.down |= {S2, S3}
+    put(c, "s1", "x", "lost")  # only on s1, never committed
+    put(c, "s1", "y", "lost")
+    c.settle()
+    c.down = {S1}
+    c.elect("s2")
+    put(c, "s2", "b", 2)
+    c.settle()
+    c.down = set()
+    c.handle("s2", Tick(system_time=1))
+    c.settle()
+    assert c["s1"].role == Role.FOLLOWER and c["s1"].leader_id == S2
+    assert logs_equal(c, ("s1", "s2", "s3"))
+    assert c.states() == {n: {"a": 1, "b": 2} for n in ("s1", "s2", "s3")}
+
+
+def test_lagging_follower_is_brought_up_by_a_chunked_snapshot_then_appends() -> None:
+    """ra_SUITE:snapshot_installation (§11.2 #12) with Ra's chunk protocol (§2.5)."""
+    c = make_cluster(machine=KvMachine(snapshot_every=5), snapshot_interval=4, snapshot_chunk_size=16)
+    c.elect("s1")
+    c.down = {S3}
+    for i in range(12):
+        put(c, "s1", i, i)
+        c.settle()
+    assert c.logs[S1].snapshot_meta() is not None
+    snap_index = c.logs[S1].snapshot_meta().index  # type: ignore[union-attr]
+    assert c.logs[S1].term_at(1) is None  # compacted
+    c.down = set()
+    c.handle("s1", Tick(system_time=1))
+    c.settle()
+    assert c.logs[S3].snapshot_meta() is not None
+    assert c.logs[S3].snapshot_meta().index >= snap_index  # type: ignore[union-attr]
+    put(c, "s1", "after", 1)
+    c.settle()
+    assert c.states()["s3"] == c.states()["s1"]
+    assert c["s3"].last_applied == c["s1"].last_applied
+
+
+def test_a_member_joining_late_receives_the_whole_log() -> None:
+    """ra_SUITE:add_member / server_catches_up (§11.2 #11, #14)."""
+    c = make_cluster(names=("s1", "s2", "s3", "s4"), initial=("s1", "s2", "s3"))
+    c.elect("s1")
+    put(c, "s1", "a", 1)
+    c.settle()
+    c.handle("s1", JoinRequest(server_id=sid("s4"), reply_mode=AFTER_LOG_APPEND, from_="admin"))
+    c.settle()
+    assert ("admin", WrapReply(reply=(3, 1))) in c.replies
+    put(c, "s1", "b", 2)
+    c.settle()
+    assert c["s4"].cluster == (S1, S2, S3, sid("s4"))
+    assert c.states()["s4"] == {"a": 1, "b": 2}
+    assert c["s1"].cluster_change_permitted
+
+
+def test_removed_leader_replicates_the_new_cluster_then_stops() -> None:
+    """ra_SUITE:leader_steps_down_after_replicating_new_cluster (§11.2 #16)."""
+    c = make_cluster()
+    c.elect("s1")
+    c.handle("s1", LeaveRequest(server_id=S1, reply_mode=AWAIT_CONSENSUS, from_="admin"))
+    c.settle()
+    assert ("admin", WrapReply(reply="ok")) in c.replies
+    assert Stop(reason="normal") in list(c.effects_of("s1"))
+    assert c["s1"].role == Role.STOPPED
+    assert c["s2"].cluster == (S2, S3) and c["s2"].commit_index == 2
+    # The followers notice the stopped leader and elect one of themselves.
+    c.handle("s2", PeerDown(server_id=S1, reason="noproc"))
+    c.handle("s2", TimerFired(key=TimerKind.ELECTION))
+    c.settle()
+    assert c["s2"].role == Role.LEADER and c["s3"].leader_id == S2
+
+
+def test_leave_and_terminate_removes_a_follower_with_await_consensus() -> None:
+    """ra_SUITE:start_and_join_then_leave_and_terminate (§11.2 #15)."""
+    c = make_cluster()
+    c.elect("s1")
+    c.handle("s1", LeaveRequest(server_id=S3, reply_mode=AWAIT_CONSENSUS, from_="admin"))
+    assert c.replies == []  # await_consensus: only once applied
+    c.settle()
+    assert c.replies == [("admin", WrapReply(reply="ok"))]
+    assert c["s1"].cluster == (S1, S2)
+    c.down = {S3}
+    put(c, "s1", "a", 1, from_="client")
+    c.settle()
+    assert ("client", WrapReply(reply="ok")) in c.replies
+
+
+def test_a_new_leader_appears_after_the_leader_stops() -> None:
+    """ra_SUITE:stop_leader_and_wait_for_elections (§11.2 #17)."""
+    c = make_cluster()
+    c.elect("s1")
+    c.down = {S1}
+    for name in ("s2", "s3"):
+        c.handle(name, PeerDown(server_id=S1, reason="noproc"))
+    c.handle("s3", TimerFired(key=TimerKind.ELECTION))
+    c.settle()
+    assert c["s3"].role == Role.LEADER and c["s3"].term == 2
+    assert c["s2"].leader_id == S3
+
+
+def test_consistent_query_through_a_follower_returns_committed_state() -> None:
+    """ra_SUITE:consistent_query_stale (§11.2 #8)."""
+    c = make_cluster()
+    c.elect("s1")
+    put(c, "s1", "a", 1)
+    c.settle()
+    c.handle("s2", QueryRequest(kind="consistent", query=lambda s: s, from_="q"))
+    assert c.replies == [("q", Redirect(leader=S1))]
+    c.handle("s1", QueryRequest(kind="consistent", query=lambda s: s, from_="q"))
+    c.settle()
+    assert c.replies[-1] == ("q", OkReply(value={"a": 1}, leader=S1))
+
+
+def test_delete_cluster_stops_every_member_with_its_data() -> None:
+    c = make_cluster()
+    c.elect("s1")
+    c.handle("s1", DeleteClusterRequest(from_="admin"))
+    c.settle()
+    assert ("admin", WrapReply(reply="ok")) in c.replies
+    for name in ("s1", "s2", "s3"):
+        assert Stop(reason="delete", delete_data=True) in list(c.effects_of(name))
+
+
+def test_changes_after_add_member_without_quorum_are_refused() -> None:
+    """ra_2_SUITE:add_member_without_quorum (§11.2 #28): the first change is acknowledged."""
+    c = make_cluster()
+    c.elect("s1")
+    c.down = {S2, S3}
+    c.handle("s1", JoinRequest(server_id=sid("s4"), reply_mode=AFTER_LOG_APPEND, from_="a"))
+    c.handle("s1", JoinRequest(server_id=sid("s5"), reply_mode=AFTER_LOG_APPEND, from_="b"))
+    assert c.replies == [
+        ("a", WrapReply(reply=(2, 1))),
+        ("b", ErrorReply(reason="cluster_change_not_permitted")),
+    ]
+
+
+class Emitting(Machine):
+    """Sends a message on every apply (to check that recovery does not re-issue it)."""
+
+    def init(self, config: MachineConfig) -> object:
+        return 0
+
+    def apply(self, meta: ApplyMeta, command: object, state: object) -> ApplyResult:
+        assert isinstance(state, int)
+        effects: list[MachineEffectT] = [SendMsg(to="observer", msg=("applied", meta.index))]
+        return state + 1, state + 1, effects
+
+
+def test_restarted_server_does_not_reissue_side_effects() -> None:
+    """ra_2_SUITE:restarted_server_does_not_reissue_side_effects (§11.2 #29)."""
+    c = make_cluster(machine=Emitting())
+    c.elect("s1")
+    c.handle("s1", CommandRequest(data="x"))
+    c.settle()
+    sent = [e for e in c.effects_of("s1") if isinstance(e, MachineEffect)]
+    assert sent == [MachineEffect(effect=SendMsg(to="observer", msg=("applied", 2)))]
+    effects = c.restart("s1")
+    assert [e for e in effects if isinstance(e, MachineEffect)] == []
+    assert c["s1"].machine_state == 1 and c["s1"].last_applied == 2
+
+
+class Versioned(Machine):
+    """Version 1 machine that records the version change it was told about."""
+
+    def init(self, config: MachineConfig) -> object:
+        return []
+
+    def apply(self, meta: ApplyMeta, command: object, state: object) -> ApplyResult:
+        assert isinstance(state, list)
+        if isinstance(command, MachineVersionChange):
+            return [*state, (command.old, command.new, meta.machine_version)], "ok"
+        return [*state, command], "ok"
+
+    def version(self) -> int:
+        return 1
+
+
+def test_a_leader_noop_with_a_newer_machine_version_upgrades_every_replica() -> None:
+    """ra-internals §3.5/§6.6: the noop switches the effective version and applies the change."""
+    c = make_cluster(machine=Versioned())
+    c.elect("s1")
+    c.handle("s1", CommandRequest(data="cmd"))
+    c.settle()
+    for name in ("s1", "s2", "s3"):
+        assert c[name].effective_machine_version == 1
+        assert c[name].machine_state == [(0, 1, 1), "cmd"]
