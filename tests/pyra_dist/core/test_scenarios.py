@@ -35,11 +35,11 @@ from pyra_dist.core.machine import (
     SendMsg,
 )
 from pyra_dist.machines.kv import KvMachine
-from pyra_dist.types import AFTER_LOG_APPEND, AWAIT_CONSENSUS, Role
+from pyra_dist.types import AFTER_LOG_APPEND, AWAIT_CONSENSUS, NO_REPLY, Role
 
 
 def put(c: Cluster, name: str, key: object, value: object, from_: object = None) -> None:
-    mode = AWAIT_CONSENSUS if from_ is not None else AWAIT_CONSENSUS
+    mode = AWAIT_CONSENSUS if from_ is not None else NO_REPLY
     c.handle(name, CommandRequest(data=("put", key, value), reply_mode=mode, from_=from_))
 
 
