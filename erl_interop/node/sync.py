@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from erl_interop.node.gen_server import GenServer
 from erl_interop.node.mailbox import Match
 from erl_interop.node.node import ExposedFunction, Node
-from erl_interop.node.process import Dest, Process
+from erl_interop.node.process import NORMAL, Dest, Process
 from erl_interop.term import Atom, Pid, Reference, Term
 
 __all__ = ["SyncNode", "SyncProcess"]
@@ -59,9 +59,9 @@ class SyncProcess:
         """Link to ``pid``."""
         self._owner._run_sync(self.process.link, pid)
 
-    def close(self) -> None:
-        """End the process (``normal``)."""
-        self._owner._run_sync(self.process.close)
+    def close(self, reason: Term = NORMAL) -> None:
+        """End the process with ``reason`` (links and monitors fire as for any exit)."""
+        self._owner._run_sync(self.process.close, reason)
 
 
 class SyncNode:
