@@ -1,0 +1,470 @@
+"""``DistTransport``: a system's ``PeerTransport`` over Erlang distribution, in Ra 2.2.0's envelopes.
+
+Owns: (1) one Erlang process per local Ra server, registered on the node under the server's name
+(ra-internals §1.1: "everything addressed to a server goes to the registered name"), which turns
+what Erlang sends it into the core's events: peer records (raw ``'$gen_cast'``, or gen calls for
+pre-vote, vote and snapshot chunks, answered with gen replies), client calls and casts
+(``client.py``), and the DOWN of the monitors its server holds; (2) the outgoing side: peer
+records as ``{'$gen_cast', Rpc}`` / ``{'$gen_cast', {SelfId, Reply}}`` raw sends, gen calls made from
+short-lived processes like Ra's spawned callers (§1.3), gen replies to ``{Pid, [alias|Ref]}``
+callers, ``{ra_event, ...}`` notifications, forwarded commands, process monitors on remote servers.
+
+Must not: decide Raft, or carry traffic between systems of the same interpreter (those go through
+the wrapped ``LocalTransport``: ids whose node is on the local network are delivered in-process).
+Everything else (sinks, pending Python calls, node events) is the ``LocalTransport``'s too.
+
+Delivery keeps Ra's semantics: sends never block and are dropped when the target is gone; a gen
+call that times out or finds no process produces nothing (the core never waits on it).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from erl_interop.errors import ErlInteropError
+from erl_interop.node.gen_server import reply as gen_reply
+from erl_interop.node.process import Process
+from erl_interop.term import Atom, Pid, Reference, Term, decode
+from pyra_dist.core.effects import ClientReply
+from pyra_dist.core.events import (
+    CommandRequest,
+    Event,
+    NodeDown,
+    NodeUp,
+    PeerDown,
+    PeerMessage,
+)
+from pyra_dist.core.messages import (
+    AppendEntriesReply,
+    AppendEntriesRpc,
+    HeartbeatReply,
+    HeartbeatRpc,
+    InstallSnapshotRpc,
+    PeerRpc,
+    PreVoteRpc,
+    RequestVoteRpc,
+    TryBecomeLeader,
+)
+from pyra_dist.erlang.client import (
+    ErlangQuery,
+    QueryResolver,
+    applied_event_term,
+    machine_event_term,
+    parse_call,
+    parse_cast,
+    rejected_event_term,
+    reply_term,
+    resolve_reply,
+)
+from pyra_dist.erlang.machines import ErlangRegistry, ErlangSimpleMachine
+from pyra_dist.erlang.records import (
+    RecordError,
+    opaque,
+    reply_mode_to_term,
+    rpc_from_term,
+    rpc_to_term,
+    server_id_from_term,
+    server_id_to_term,
+)
+from pyra_dist.server.transport import EventSink, LocalPid, LocalTransport, RaEvent
+from pyra_dist.types import From, ServerId
+
+if TYPE_CHECKING:
+    from erl_interop.node.node import Node
+    from pyra_dist.server.process import ServerProcess
+    from pyra_dist.server.system import System
+
+__all__ = ["DistTransport"]
+
+_log = logging.getLogger("pyra_dist.erlang")
+
+GEN_CAST: Final = Atom("$gen_cast")
+GEN_CALL: Final = Atom("$gen_call")
+DOWN: Final = Atom("DOWN")
+COMMAND: Final = Atom("command")
+USR: Final = Atom("$usr")
+NOCONNECTION: Final = Atom("noconnection")
+NOPROC: Final = Atom("noproc")
+
+# Ra's gen call timeouts (ra-internals §1.3): votes {dirty_timeout, aten poll_interval = 1000 ms},
+# snapshot chunks install_snap_rpc_timeout = 120000 ms.
+VOTE_CALL_TIMEOUT_S: Final = 1.0
+SNAPSHOT_CALL_TIMEOUT_S: Final = 120.0
+
+# Records that arrive (and leave) as gen calls; everything else between servers is a cast.
+_CALLED: Final = (PreVoteRpc, RequestVoteRpc, InstallSnapshotRpc)
+
+
+def fun_home_node(fun: object) -> Atom | None:
+    """The node that created a local fun (``NEW_FUN_EXT``'s creator pid), where it can run.
+
+    Layout (erts external format, NEW_FUN_EXT): tag 112, Size:32, Arity:8, Uniq:128, Index:32,
+    NumFree:32, then the terms Module, OldIndex, OldUniq, Pid.
+    """
+    from erl_interop.term import OpaqueFun
+
+    if not isinstance(fun, OpaqueFun) or len(fun.data) < 31 or fun.data[0] != 112:
+        return None
+    try:
+        offset = 30
+        for _ in range(3):  # Module, OldIndex, OldUniq
+            _, offset = decode(fun.data, offset)
+        pid, _ = decode(fun.data, offset)
+    except ErlInteropError:
+        return None
+    return pid.node if isinstance(pid, Pid) else None
+
+
+@dataclass(slots=True)
+class _ServerPort:
+    """The Erlang face of one local server: its registered process and the monitors it holds."""
+
+    server: ServerProcess
+    proc: Process
+    # monitor ref -> the remote server it watches (a follower watching its leader, §8.2).
+    monitors: dict[Reference, ServerId]
+
+
+class DistTransport:
+    """``PeerTransport`` of a system whose peers are reached through an ``erl_interop`` node.
+
+    Args:
+        system: the owning system (its processes, clock, name).
+        node: the started distribution node; its name must be the system's node name.
+        registry: functions and machines Erlang may name on this node (queries use it).
+        local: the system's ``LocalTransport`` (in-process peers, Python clients and sinks).
+    """
+
+    def __init__(self, system: System, node: Node, registry: ErlangRegistry, local: LocalTransport) -> None:
+        self._system = system
+        self._node = node
+        self._registry = registry
+        self._local = local
+        self._ports: dict[str, _ServerPort] = {}
+        self._edge = node.process()  # sender of replies and events not tied to one server
+        self._resolver = QueryResolver(node.rpc)
+
+    def __getattr__(self, name: str) -> Any:
+        # LocalNetwork and LocalTransport reach into a system's transport for sinks, pending
+        # calls and monitors; those stay the wrapped LocalTransport's.
+        return getattr(self._local, name)
+
+    # -- routing ----------------------------------------------------------------------------------
+
+    def _is_local(self, server_id: ServerId) -> bool:
+        return self._local.network.system(server_id.node) is not None
+
+    def _spawn(self, coro: Any) -> None:
+        self._node.task_group.create_task(coro)
+
+    # -- the per-server processes -------------------------------------------------------------------
+
+    def attach(self, server: ServerProcess) -> Pid:
+        """Make ``server`` reachable from Erlang under its name (idempotent); returns its pid."""
+        name = server.server_id.name
+        port = self._ports.get(name)
+        if port is not None and port.server is server and port.proc.alive:
+            return port.proc.pid
+        if port is not None and port.proc.alive:
+            port.proc.close(Atom("normal"))
+        proc = self._node.spawn(self._serve, server, name=name)
+        self._ports[name] = _ServerPort(server, proc, {})
+        return proc.pid
+
+    def pid_of(self, name: str) -> Pid | None:
+        """The Erlang pid standing for the local server ``name``, if attached and alive."""
+        port = self._ports.get(name)
+        return port.proc.pid if port is not None and port.proc.alive else None
+
+    def server_of_pid(self, pid: object) -> ServerProcess | None:
+        """The local server whose Erlang pid is ``pid``."""
+        for port in self._ports.values():
+            if port.proc.pid == pid and port.proc.alive:
+                return port.server
+        return None
+
+    def _port_for(self, server_id: ServerId) -> _ServerPort | None:
+        port = self._ports.get(server_id.name)
+        if port is None or not port.proc.alive:
+            server = self._system.process(server_id.name)
+            if server is None or server.stopped:
+                return None
+            self.attach(server)
+            port = self._ports[server_id.name]
+        return port
+
+    async def _serve(self, proc: Process, server: ServerProcess) -> None:
+        while not server.stopped:
+            message: Term = await proc.receive()
+            try:
+                self._inbound(proc, server, message)
+            except RecordError as exc:
+                # Ra 2.2.0 has no clause for it either; the sender gets nothing (calls time out).
+                _log.warning("%s: dropped a message Ra 2.2.0 would not handle: %s", server.server_id, exc)
+
+    def _inbound(self, proc: Process, server: ServerProcess, message: Term) -> None:
+        now = self._system.now_ms()
+        if type(message) is not tuple or not message:
+            raise RecordError("server message", message)
+        tag = message[0]
+        if tag == GEN_CAST and len(message) == 2:
+            body = message[1]
+            if type(body) is tuple and len(body) == 2 and type(body[0]) is tuple:
+                # {FollowerId, #append_entries_reply{}} / {FollowerId, #heartbeat_reply{}} (§1.3)
+                server.deliver(PeerMessage(sender=server_id_from_term(body[0]), msg=rpc_from_term(body[1])))
+                return
+            if type(body) is tuple and body and body[0] == COMMAND:
+                server.deliver(parse_cast(body, now_ms=now))
+                return
+            if type(body) is tuple and body and body[0] == Atom("aux_command"):
+                server.deliver(parse_cast(body, now_ms=now))
+                return
+            rpc = rpc_from_term(body)
+            server.deliver(PeerMessage(sender=_sender_of(rpc, server.server_id), msg=rpc))
+            return
+        if tag == GEN_CALL and len(message) == 3:
+            from_, request = message[1], message[2]
+            if _is_record(request):
+                rpc = rpc_from_term(request)
+                server.deliver(PeerMessage(sender=_sender_of(rpc, server.server_id), msg=rpc, call=from_))
+                return
+            server.deliver(parse_call(request, from_, now_ms=now, query=self._query_for(server)))
+            return
+        if tag == DOWN and len(message) == 5:
+            port = self._ports.get(server.server_id.name)
+            target = None if port is None else port.monitors.pop(message[1], None)  # type: ignore[arg-type]
+            if target is not None:
+                reason = message[4]
+                server.deliver(
+                    PeerDown(server_id=target, reason=reason.name if type(reason) is Atom else reason)
+                )
+            return
+        raise RecordError("server message", message)
+
+    def _query_for(self, server: ServerProcess) -> Callable[[Term, Pid], ErlangQuery]:
+        simple = isinstance(
+            getattr(getattr(server.core, "config", None), "machine", None), ErlangSimpleMachine
+        )
+
+        def build(q: Term, caller: Pid) -> ErlangQuery:
+            # A closure runs where it was created (its code is there); MFAs on the caller's node.
+            home = fun_home_node(q) or caller.node
+            return ErlangQuery(q, home, self._registry.function, simple=simple)
+
+        return build
+
+    # -- PeerTransport: servers ---------------------------------------------------------------------
+
+    def send_peer(self, sender: ServerId, to: ServerId, rpc: PeerRpc, reply_to: From | None) -> None:
+        """See ``PeerTransport.send_peer``; Ra's envelopes (ra-internals §1.3)."""
+        if reply_to is not None and not _is_erlang_from(reply_to):
+            self._local.send_peer(sender, to, rpc, reply_to)
+            return
+        if reply_to is None and self._is_local(to):
+            self._local.send_peer(sender, to, rpc, reply_to)
+            return
+        port = self._port_for(sender)
+        proc = port.proc if port is not None else self._edge
+        if reply_to is not None:
+            gen_reply(proc, reply_to, rpc_to_term(rpc))  # type: ignore[arg-type]
+            return
+        dest = (Atom(to.name), Atom(to.node))
+        match rpc:
+            case PreVoteRpc() | RequestVoteRpc():
+                self._spawn(self._peer_call(sender, to, rpc, VOTE_CALL_TIMEOUT_S))
+            case InstallSnapshotRpc():
+                self._spawn(self._peer_call(sender, to, rpc, SNAPSHOT_CALL_TIMEOUT_S))
+            case AppendEntriesReply() | HeartbeatReply():
+                proc.send(dest, (GEN_CAST, (server_id_to_term(sender), rpc_to_term(rpc))))
+            case _:
+                proc.send(dest, (GEN_CAST, rpc_to_term(rpc)))
+
+    async def _peer_call(self, sender: ServerId, to: ServerId, rpc: PeerRpc, timeout: float) -> None:  # noqa: ASYNC109
+        # Ra spawns a caller per peer; a missing answer simply produces nothing (§1.3).
+        try:
+            answer = await self._node.call((Atom(to.name), Atom(to.node)), rpc_to_term(rpc), timeout)
+            result = rpc_from_term(answer)
+        except (ErlInteropError, RecordError) as exc:
+            _log.debug("%s: %s to %s got no result: %r", sender, type(rpc).__name__, to, exc)
+            return
+        server = self._system.process(sender.name)
+        if server is not None:
+            server.deliver(PeerMessage(sender=to, msg=result))
+
+    def forward_command(self, sender: ServerId, to: ServerId, request: CommandRequest) -> None:
+        """See ``PeerTransport.forward_command``: ``{'$gen_cast', {command, Prio, {'$usr', C, Mode}}}``."""
+        if self._is_local(to):
+            self._local.forward_command(sender, to, request)
+            return
+        port = self._port_for(sender)
+        proc = port.proc if port is not None else self._edge
+        command = (USR, opaque(request.data), reply_mode_to_term(request.reply_mode))
+        proc.send((Atom(to.name), Atom(to.node)), (GEN_CAST, (COMMAND, Atom(request.priority), command)))
+
+    def send_event(self, pid: object, event: RaEvent) -> None:
+        """See ``PeerTransport.send_event``: ``{ra_event, Id, Body}`` to an Erlang pid (§4.4)."""
+        if not isinstance(pid, Pid):
+            self._local.send_event(pid, event)
+            return
+        body = event.body
+        term: Term
+        if event.kind == "applied" and isinstance(body, tuple | list):
+            term = applied_event_term(event.sender, list(body))
+        elif event.kind == "rejected" and isinstance(body, tuple) and len(body) == 2:
+            leader = body[0] if isinstance(body[0], ServerId) else None
+            term = rejected_event_term(event.sender, leader, body[1])
+        else:
+            term = machine_event_term(event.sender, body)
+        self._edge.send(pid, term)
+
+    def reply(self, to: From, reply: object) -> None:
+        """See ``PeerTransport.reply``: a gen reply to an Erlang caller, queries finished first."""
+        if not _is_erlang_from(to):
+            self._local.reply(to, reply)
+            return
+        self._spawn(self._reply(to, reply))  # type: ignore[arg-type]
+
+    async def _reply(self, to: tuple[Pid, Term], reply: ClientReply) -> None:
+        final = await resolve_reply(reply, self._resolver)
+        gen_reply(self._edge, to, reply_term(final))
+
+    # -- PeerTransport: monitors ----------------------------------------------------------------------
+
+    def monitor_server(self, watcher: ServerProcess, target: ServerId) -> None:
+        """See ``PeerTransport.monitor_server``: MONITOR_P by name on the remote server (§8.2)."""
+        if self._is_local(target):
+            self._local.monitor_server(watcher, target)
+            return
+        port = self._port_for(watcher.server_id)
+        if port is None:
+            return
+        ref = port.proc.monitor((Atom(target.name), Atom(target.node)))
+        port.monitors[ref] = target
+
+    def demonitor_server(self, watcher: ServerProcess, target: ServerId) -> None:
+        """See ``PeerTransport.demonitor_server``."""
+        if self._is_local(target):
+            self._local.demonitor_server(watcher, target)
+            return
+        port = self._ports.get(watcher.server_id.name)
+        if port is None:
+            return
+        for ref, watched in list(port.monitors.items()):
+            if watched == target:
+                del port.monitors[ref]
+                port.proc.demonitor(ref, flush=True)
+
+    def monitor_node(self, watcher: ServerProcess, node: str) -> None:
+        """See ``PeerTransport.monitor_node``: the node's status now (connecting if needed).
+
+        Later transitions reach followers through their process monitor on the leader
+        (``noconnection``), which is how Ra followers notice a dead leader first (§8.2).
+        """
+        if self._local.network.system(node) is not None:
+            self._local.monitor_node(watcher, node)
+            return
+        self._spawn(self._node_status(watcher, node))
+
+    async def _node_status(self, watcher: ServerProcess, node: str) -> None:
+        up = await self._node.connect(node)
+        watcher.deliver(NodeUp(node=node) if up else NodeDown(node=node))
+
+    def forget(self, watcher: ServerProcess) -> None:
+        """See ``PeerTransport.forget``."""
+        self._local.forget(watcher)
+        port = self._ports.get(watcher.server_id.name)
+        if port is not None:
+            for ref in list(port.monitors):
+                port.proc.demonitor(ref, flush=True)
+            port.monitors.clear()
+
+    def server_down(self, server_id: ServerId, reason: object) -> None:
+        """See ``PeerTransport.server_down``: the registered process exits with Ra's reason, so
+        Erlang monitors (followers, callers) see it go."""
+        self._local.server_down(server_id, reason)
+        port = self._ports.get(server_id.name)
+        if port is not None and port.server.server_id == server_id and port.proc.alive:
+            port.proc.close(_exit_reason(reason))
+
+    # -- PeerTransport: client calls from Python --------------------------------------------------------
+
+    async def call(self, to: ServerId, make_event: Callable[[From], Event], timeout: float) -> object:  # noqa: ASYNC109
+        """See ``PeerTransport.call``; remote servers are not reachable from Python clients yet.
+
+        Raises:
+            NodeDown: ``to`` is on another node (use the ``ra`` module through Erlang instead).
+        """
+        if self._is_local(to):
+            return await self._local.call(to, make_event, timeout)
+        from pyra_dist.server import errors
+
+        raise errors.NodeDown(f"{to}: Python client calls to remote nodes go through ra_rpc", server_id=to)
+
+    def cast(self, to: ServerId, event: Event) -> bool:
+        """See ``PeerTransport.cast``."""
+        if self._is_local(to):
+            return self._local.cast(to, event)
+        if isinstance(event, CommandRequest):
+            command = (USR, opaque(event.data), reply_mode_to_term(event.reply_mode))
+            self._edge.send(
+                (Atom(to.name), Atom(to.node)), (GEN_CAST, (COMMAND, Atom(event.priority), command))
+            )
+            return True
+        return False
+
+    def register_sink(self, sink: EventSink) -> LocalPid:
+        """See ``PeerTransport.register_sink``."""
+        return self._local.register_sink(sink)
+
+    def unregister_sink(self, pid: LocalPid) -> None:
+        """See ``PeerTransport.unregister_sink``."""
+        self._local.unregister_sink(pid)
+
+    def close(self) -> None:
+        """Unregister every server process (the node stays up)."""
+        for port in self._ports.values():
+            if port.proc.alive:
+                port.proc.close(Atom("shutdown"))
+        self._ports.clear()
+        if self._edge.alive:
+            self._edge.close()
+
+
+def _is_record(term: Term) -> bool:
+    return type(term) is tuple and bool(term) and type(term[0]) is Atom and term[0].name.endswith("_rpc")
+
+
+def _is_erlang_from(from_: object) -> bool:
+    return type(from_) is tuple and len(from_) == 2 and isinstance(from_[0], Pid)
+
+
+def _sender_of(rpc: PeerRpc, receiver: ServerId) -> ServerId:
+    # Requests name their sender in the record; try_become_leader names nobody (the old leader
+    # casts it, 2.2.0), so the receiver stands in.
+    match rpc:
+        case (
+            AppendEntriesRpc(leader_id=leader)
+            | HeartbeatRpc(leader_id=leader)
+            | InstallSnapshotRpc(leader_id=leader)
+        ):
+            return leader
+        case PreVoteRpc(candidate_id=candidate) | RequestVoteRpc(candidate_id=candidate):
+            return candidate
+        case TryBecomeLeader():
+            return receiver
+        case _:
+            return receiver
+
+
+def _exit_reason(reason: object) -> Term:
+    # Ra's exit reasons: normal (left the cluster), {shutdown, delete} (delete_cluster), crashes.
+    if reason == "delete":
+        return (Atom("shutdown"), Atom("delete"))
+    if reason in ("normal", "killed", "shutdown"):
+        return Atom(str(reason))
+    if isinstance(reason, str):
+        return Atom(reason)
+    return (Atom("python"), repr(reason).encode())
