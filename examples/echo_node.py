@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import logging
 import signal
+from typing import Any
 
 from erl_interop import Atom, ErlangError, GenServer, Node, Pid, Term
 from erl_interop.node.gen_server import From
@@ -28,10 +29,10 @@ ECHO = Atom("echo")
 class EchoServer(GenServer):
     """Answers ``{Pid, Msg}`` with ``{echo, Msg}`` to Pid, and every call ``Req`` with ``{echo, Req}``."""
 
-    async def handle_call(self, request: Term, from_: From) -> Term:
+    async def handle_call(self, request: Any, from_: From) -> Term:
         return (ECHO, request)
 
-    async def handle_info(self, message: Term) -> None:
+    async def handle_info(self, message: Any) -> None:
         match message:
             case (Pid() as pid, msg):
                 assert self.process is not None

@@ -97,14 +97,16 @@ class GenServer:
     async def init(self) -> None:
         """Called in the server process before the first message."""
 
-    async def handle_call(self, request: Term, from_: From) -> Any:
+    # Requests and messages are typed Any: they are decoded wire data that handlers match
+    # structurally (a Term-typed value makes mypy reject most tuple patterns).
+    async def handle_call(self, request: Any, from_: From) -> Any:
         """Answer a call; the default fails like an Erlang server without the clause."""
         raise NotImplementedError(f"{type(self).__name__} has no handle_call for {request!r}")
 
-    async def handle_cast(self, request: Term) -> None:
+    async def handle_cast(self, request: Any) -> None:
         """Handle a cast; the default ignores it."""
 
-    async def handle_info(self, message: Term) -> None:
+    async def handle_info(self, message: Any) -> None:
         """Handle any other message; the default ignores it."""
 
     def reply(self, from_: From, value: Term) -> None:

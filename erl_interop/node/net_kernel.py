@@ -27,9 +27,8 @@ IS_AUTH: Final = Atom("is_auth")
 class NetKernel(GenServer):
     """Answers ``{is_auth, Node}`` with ``yes``; other calls get ``{error, unsupported}``."""
 
-    async def handle_call(self, request: Term, from_: From) -> Term:
-        message: Any = request  # decoded data: matched structurally, typed loosely
-        match message:
+    async def handle_call(self, request: Any, from_: From) -> Term:
+        match request:
             case (Atom() as tag, Atom()) if tag == IS_AUTH:
                 return Atom("yes")
             case _:

@@ -125,9 +125,8 @@ class _Rex(GenServer):
         super().__init__()
         self.node = node
 
-    async def handle_call(self, request: Term, from_: From) -> Any:
-        message: Any = request  # decoded data: matched structurally, typed loosely
-        match message:
+    async def handle_call(self, request: Any, from_: From) -> Any:
+        match request:
             case (Atom() as kind, Atom() as m, Atom() as f, a, _gl) if kind in (
                 Atom("call"),
                 Atom("block_call"),
@@ -137,14 +136,12 @@ class _Rex(GenServer):
             case _:
                 return (BADRPC, (Atom("unsupported"), request))
 
-    async def handle_cast(self, request: Term) -> None:
-        message: Any = request
-        match message:
+    async def handle_cast(self, request: Any) -> None:
+        match request:
             case (Atom() as kind, Atom() as m, Atom() as f, a, _gl) if kind == Atom("cast"):
                 self.node.spawn(self._worker, m, f, a, None, None)
 
-    async def handle_info(self, info: Term) -> None:
-        message: Any = info
+    async def handle_info(self, message: Any) -> None:
         match message:
             case (Pid() as sender, feat) if feat == Atom("features_request"):
                 assert self.process is not None
