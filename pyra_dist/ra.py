@@ -73,7 +73,7 @@ from pyra_dist.server.errors import (
     UnknownMember,
     error_for_reason,
 )
-from pyra_dist.server.system import ServerConfig, System, new_uid
+from pyra_dist.server.system import ServerConfig, System
 from pyra_dist.server.transport import LocalNetwork, LocalPid, RaEvent
 from pyra_dist.types import (
     AFTER_LOG_APPEND,
@@ -171,7 +171,7 @@ async def start_server(
     """
     config = ServerConfig(
         server_id=server_id,
-        uid=uid if uid is not None else new_uid(cluster_name),
+        uid=uid if uid is not None else system.new_uid(cluster_name),
         cluster_name=cluster_name,
         initial_members=tuple(server_ids),
         machine=machine,

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import json
 import logging
 import os
 import pickle
@@ -34,12 +33,12 @@ import re
 import secrets
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from pyra_dist.core.events import Tick
 from pyra_dist.core.log_view import PickleSnapshotCodec, SnapshotCodec
@@ -57,18 +56,38 @@ from pyra_dist.server.transport import LocalNetwork, LocalTransport
 from pyra_dist.types import Role, ServerId
 
 _log = logging.getLogger("pyra_dist.server")
+_T = TypeVar("_T")
 
 _UID_RE = re.compile(r"^[A-Za-z0-9_=-]+$")
 CONFIG_FILE = "config"
-NAMES_FILE = "names.json"
 
 
-def new_uid(cluster_name: str) -> str:
+def _write_config(config: ServerConfig, server_dir: Path) -> None:
+    """Persist ``config`` atomically as ``<uid>/config`` (temp file, fsync, rename)."""
+    server_dir.mkdir(parents=True, exist_ok=True)
+    tmp = server_dir / (CONFIG_FILE + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(config.to_bytes())
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, server_dir / CONFIG_FILE)
+
+
+_UID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+
+def new_uid(cluster_name: str, rng: random.Random | None = None) -> str:
     """Ra's ``ra:new_uid/1``: up to 6 base64url characters of the cluster name, upper-cased, then 12
-    random characters from ``[A-Z0-9]`` (ra-internals §1.1)."""
+    random characters from ``[A-Z0-9]`` (ra-internals §1.1).
+
+    Args:
+        cluster_name: the cluster's name.
+        rng: the source of the random part (uniqueness only, not secrecy); default: ``secrets``.
+    """
     prefix = base64.urlsafe_b64encode(cluster_name.encode()).decode().rstrip("=")[:6].upper()
-    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-    return prefix + "".join(secrets.choice(alphabet) for _ in range(12))
+    if rng is None:
+        return prefix + "".join(secrets.choice(_UID_ALPHABET) for _ in range(12))
+    return prefix + "".join(rng.choices(_UID_ALPHABET, k=12))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -115,6 +134,12 @@ class ServerConfig:
             "snapshot_interval": self.snapshot_interval,
         }
         return pickle.dumps(data)
+
+    @staticmethod
+    def name_in(raw: bytes) -> str:
+        """The server name stored in a persisted config (without restoring the machine)."""
+        data: dict[str, Any] = pickle.loads(raw)
+        return str(data["server_id"][0])
 
     @classmethod
     def from_bytes(cls, raw: bytes, machine: Machine | None) -> ServerConfig:
@@ -195,6 +220,7 @@ class System:
         self._executor: ThreadPoolExecutor | None = None
         self._tick_handle: asyncio.TimerHandle | None = None
         self._tick_s = 1.0
+        self._rng = random.Random()
         self._closed = False
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -234,9 +260,11 @@ class System:
 
     def _open_storage(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        names = self.dir / NAMES_FILE
-        if names.exists():
-            self._names = json.loads(names.read_text())
+        # The directory (Ra's names.dets) is rebuilt from the servers' own config files, so there is
+        # no second file to keep consistent with them.
+        for config_file in self.dir.glob(f"*/{CONFIG_FILE}"):
+            name = ServerConfig.name_in(config_file.read_bytes())
+            self._names[name] = config_file.parent.name
         self._storage = SystemStorage.open(self.config, self.node, self._entry_codec, self._snapshot_codec)
 
     async def __aenter__(self) -> System:
@@ -246,7 +274,9 @@ class System:
         self._timers = TimerService(LoopClock(loop))
         self._interpreter = EffectInterpreter(self.transport, self._timers, self)
         # Meta syncs (votes) run here so that one server's fsync does not stall the others.
-        self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix=f"pyra-meta-{self.node}")
+        # Blocking file work (vote syncs, server recovery, config writes) runs here so that one
+        # server's fsync never stalls the loop; syncs of different files proceed in parallel.
+        self._executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix=f"pyra-io-{self.node}")
         self._storage.attach(loop, self._executor)
         self._tg = asyncio.TaskGroup()
         await self._tg.__aenter__()
@@ -305,11 +335,6 @@ class System:
         """Every server name this system knows (running or not) and its uid."""
         return dict(self._names)
 
-    def _save_names(self) -> None:
-        tmp = self.dir / (NAMES_FILE + ".tmp")
-        tmp.write_text(json.dumps(self._names, sort_keys=True))
-        os.replace(tmp, self.dir / NAMES_FILE)
-
     # -- servers --------------------------------------------------------------------------------
 
     async def start_server(self, config: ServerConfig) -> None:
@@ -332,16 +357,13 @@ class System:
         if name in self._names:
             raise errors.NotNew(f"{config.server_id} already has data here", server_id=config.server_id)
         server_dir = self.dir / config.uid
-        await asyncio.to_thread(self._register, config, server_dir)
-        await self._launch(config, server_dir)
-
-    def _register(self, config: ServerConfig, server_dir: Path) -> None:
-        server_dir.mkdir(parents=True, exist_ok=True)
-        tmp = server_dir / (CONFIG_FILE + ".tmp")
-        tmp.write_bytes(config.to_bytes())
-        os.replace(tmp, server_dir / CONFIG_FILE)
-        self._names[config.server_id.name] = config.uid
-        self._save_names()
+        self._names[name] = config.uid
+        try:
+            await self._launch(config, server_dir, write_config=True)
+        except BaseException:
+            if name not in self._processes:
+                self._names.pop(name, None)
+            raise
 
     async def restart_server(self, name: str, machine: Machine | None = None, **mutable: object) -> None:
         """Restart a stopped server from its data (Ra's ``restart_server_rpc``).
@@ -363,7 +385,7 @@ class System:
         if name in self._processes:
             raise errors.AlreadyStarted(f"{server_id} is already running", server_id=server_id)
         server_dir = self.dir / uid
-        raw = await asyncio.to_thread((server_dir / CONFIG_FILE).read_bytes)
+        raw = await self._in_thread(lambda: (server_dir / CONFIG_FILE).read_bytes())
         config = ServerConfig.from_bytes(raw, machine)
         unknown = set(mutable) - set(ServerConfig.MUTABLE)
         if unknown:
@@ -372,16 +394,26 @@ class System:
             config = replace(config, **mutable)  # type: ignore[arg-type]
         await self._launch(config, server_dir)
 
-    async def _launch(self, config: ServerConfig, server_dir: Path) -> None:
+    async def _in_thread(self, fn: Callable[[], _T]) -> _T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    async def _launch(self, config: ServerConfig, server_dir: Path, write_config: bool = False) -> None:
         assert self._storage is not None and self._tg is not None and self._interpreter is not None
-        storage = await asyncio.to_thread(self._storage.open_server, config.uid, server_dir)
+        storage_system = self._storage
+
+        def open_server() -> ServerStorage:
+            if write_config:
+                _write_config(config, server_dir)
+            return storage_system.open_server(config.uid, server_dir)
+
+        storage = await self._in_thread(open_server)
         meta = storage.meta
         assert storage.log is not None
         core_config = CoreConfig(
             server_id=config.server_id,
             cluster=config.initial_members,
             machine=config.machine,
-            rng=random.Random(secrets.randbits(64)),
+            rng=random.Random(self._rng.getrandbits(64)),
             machine_args=config.machine_args,
             broadcast_time_ms=config.broadcast_time_ms,
             await_condition_timeout_ms=config.await_condition_timeout_ms,
@@ -426,9 +458,9 @@ class System:
         if uid is None:
             return
         assert self._storage is not None
-        await asyncio.to_thread(self._storage.forget_server, uid)
-        await asyncio.to_thread(self._save_names)
-        await asyncio.to_thread(shutil.rmtree, self.dir / uid, True)
+        storage = self._storage
+        await self._in_thread(lambda: storage.forget_server(uid))
+        await self._in_thread(lambda: shutil.rmtree(self.dir / uid, True))
 
     # -- ServerHooks (called by the effect interpreter) -------------------------------------------
 
@@ -487,6 +519,11 @@ class System:
         for process in list(self._leaders):
             process.deliver(Tick(system_time=now))
         self._arm_tick()
+
+    def new_uid(self, cluster_name: str) -> str:
+        """A fresh uid for a server of ``cluster_name`` (``new_uid`` with the system's seeded rng:
+        reading the OS entropy pool per server is slow on some hosts)."""
+        return new_uid(cluster_name, self._rng)
 
     def now_ms(self) -> int:
         """The wall clock in ms (Ra's ``erlang:system_time(millisecond)`` stamped into commands)."""

@@ -1,0 +1,353 @@
+"""The Python Ra API on a 3-member cluster whose members live on three in-process nodes (one loop).
+
+Every test runs real servers: RaftCore + the disk log (shared WAL per node) + the asyncio driver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pyra_dist import ra
+from pyra_dist.machines import KvMachine
+from pyra_dist.server import LocalNetwork, System
+from pyra_dist.types import Role, ServerId
+
+NODES = ("py1@localhost", "py2@localhost", "py3@localhost")
+IDS = [ServerId("kv", node) for node in NODES]
+
+
+@dataclass
+class Cluster:
+    data_dir: Path
+    network: LocalNetwork
+    systems: dict[str, System]
+
+    @property
+    def caller(self) -> System:
+        return self.systems[NODES[0]]
+
+    async def leader(self) -> ServerId:
+        _, leader = await ra.members(self.caller, [i for i in IDS if i.node in self.systems])
+        return leader
+
+    async def start_node(self, node: str) -> System:
+        system = await System.start("default", self.data_dir, node, network=self.network)
+        await system.__aenter__()
+        self.systems[node] = system
+        return system
+
+    async def stop_all(self) -> None:
+        for node in list(self.systems):
+            await self.systems.pop(node).__aexit__(None, None, None)
+
+
+async def _until(probe, ok, limit_s: float = 15.0):  # type: ignore[no-untyped-def]
+    """Poll ``probe()`` until ``ok(value)``; fail with the last value after ``limit_s``."""
+    last = None
+    async with asyncio.timeout(limit_s):
+        while True:
+            try:
+                last = await probe()
+                if ok(last):
+                    return last
+            except ra.RaError as exc:
+                last = exc
+            await asyncio.sleep(0.02)
+
+
+async def _changed(change):  # type: ignore[no-untyped-def]
+    """Run a membership change, retrying while the previous one is not committed yet (Ra §3.4)."""
+    async with asyncio.timeout(15):
+        while True:
+            try:
+                return await change()
+            except ra.ClusterChangeNotPermitted:
+                await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
+    c = Cluster(tmp_path, LocalNetwork(), {})
+    try:
+        async with asyncio.timeout(60):
+            for node in NODES:
+                await c.start_node(node)
+            started, not_started = await ra.start_cluster(c.caller, "kv", KvMachine(), IDS)
+            assert (sorted(started), not_started) == (IDS, [])
+        yield c
+    finally:
+        await c.stop_all()
+
+
+async def test_process_command_returns_the_reply_and_the_leader_that_applied_it(cluster: Cluster) -> None:
+    leader = await cluster.leader()
+    follower = next(i for i in IDS if i != leader)
+
+    assert await ra.process_command(cluster.caller, follower, ("put", "a", 5)) == ("ok", leader)
+    assert await ra.process_command(cluster.caller, leader, ("get", "a")) == (5, leader)
+    assert await ra.process_command(cluster.caller, IDS, ("cas", "a", 5, 7)) == (("ok", 7), leader)
+
+
+async def test_pipeline_command_delivers_applied_notifications_in_order(cluster: Cluster) -> None:
+    leader = await cluster.leader()
+    async with ra.EventQueue(cluster.caller) as events:
+        for corr in range(50):
+            command = ("put", f"k{corr}", corr)
+            await ra.pipeline_command(cluster.caller, leader, command, corr, notify=events.pid)
+        applied: list[tuple[object, object]] = []
+        async with asyncio.timeout(15):
+            while len(applied) < 50:
+                event = await events.get()
+                assert (event.sender, event.kind) == (leader, "applied")
+                assert isinstance(event.body, tuple)
+                applied.extend(event.body)
+    assert applied == [(corr, "ok") for corr in range(50)]
+
+
+async def test_pipeline_command_sent_to_a_follower_is_rejected_with_the_leader(cluster: Cluster) -> None:
+    leader = await cluster.leader()
+    follower = next(i for i in IDS if i != leader)
+    async with ra.EventQueue(cluster.caller) as events:
+        await ra.pipeline_command(cluster.caller, follower, ("put", "x", 1), 42, notify=events.pid)
+        async with asyncio.timeout(15):
+            event = await events.get()
+    assert (event.sender, event.kind, event.body) == (follower, "rejected", (leader, 42))
+
+
+async def test_pipeline_command_without_correlation_is_forwarded_by_a_follower(cluster: Cluster) -> None:
+    leader = await cluster.leader()
+    follower = next(i for i in IDS if i != leader)
+    await ra.pipeline_command(cluster.caller, follower, ("put", "fwd", 1))
+
+    result = await _until(
+        lambda: ra.leader_query(cluster.caller, leader, lambda s: s.get("fwd")), lambda r: r.result == 1
+    )
+    assert result.leader == leader
+
+
+async def test_local_leader_and_consistent_queries_see_applied_commands(cluster: Cluster) -> None:
+    leader = await cluster.leader()
+    follower = next(i for i in IDS if i != leader)
+    await ra.process_command(cluster.caller, leader, ("put", "q", 1))
+
+    led = await ra.leader_query(cluster.caller, follower, lambda s: s["q"])
+    assert (led.result, led.leader) == (1, leader)
+    assert await ra.consistent_query(cluster.caller, follower, lambda s: dict(s)) == ({"q": 1}, leader)
+    local = await _until(
+        lambda: ra.local_query(cluster.caller, follower, lambda s: s.get("q")), lambda r: r.result == 1
+    )
+    assert (local.result, local.leader) == (1, leader)
+    assert local.index_term[0] >= led.index_term[0] - 1
+
+
+async def test_local_query_that_raises_is_an_error_answer(cluster: Cluster) -> None:
+    with pytest.raises(ra.QueryFailed):
+        await ra.local_query(cluster.caller, IDS[0], lambda s: s["missing"])
+
+
+async def test_members_lists_every_member_and_the_leader(cluster: Cluster) -> None:
+    leader = await cluster.leader()
+    assert await ra.members(cluster.caller, IDS[2]) == (IDS, leader)
+    assert await ra.members(cluster.caller, IDS[2], local=True) == (IDS, IDS[2])
+
+
+async def test_add_member_then_remove_member_changes_the_configuration(cluster: Cluster) -> None:
+    leader = await cluster.leader()
+    await cluster.start_node("py4@localhost")
+    new = ServerId("kv", "py4@localhost")
+    await ra.process_command(cluster.caller, leader, ("put", "before", 1))
+
+    (index, term), answered = await ra.add_member(cluster.caller, leader, new)
+    await ra.start_server(cluster.caller, "kv", new, KvMachine(), [*IDS, new])
+
+    assert answered == leader and index > 0 and term >= 1
+    assert await ra.members(cluster.caller, leader) == (sorted([*IDS, new]), leader)
+    caught_up = await _until(
+        lambda: ra.local_query(cluster.caller, new, lambda s: s.get("before")), lambda r: r.result == 1
+    )
+    assert caught_up.leader == leader
+    with pytest.raises(ra.AlreadyMember):
+        await _changed(lambda: ra.add_member(cluster.caller, leader, new))
+
+    await _changed(lambda: ra.remove_member(cluster.caller, leader, new))
+    assert await ra.members(cluster.caller, leader) == (IDS, leader)
+    with pytest.raises(ra.NotMember):
+        await _changed(lambda: ra.remove_member(cluster.caller, leader, new))
+
+
+async def test_leave_and_terminate_removes_the_member_and_stops_it(cluster: Cluster) -> None:
+    leader = await cluster.leader()
+    member = next(i for i in IDS if i != leader)
+
+    await ra.leave_and_terminate(cluster.caller, leader, member)
+
+    assert await ra.members(cluster.caller, leader) == (sorted(i for i in IDS if i != member), leader)
+    assert cluster.systems[member.node].process(member.name) is None
+    with pytest.raises(ra.NoProc):
+        await ra.process_command(cluster.caller, member, ("get", "a"))
+    assert await ra.process_command(cluster.caller, leader, ("put", "still", "works")) == ("ok", leader)
+
+
+async def test_transfer_leadership_moves_the_leader_to_the_target(cluster: Cluster) -> None:
+    leader = await cluster.leader()
+    target = next(i for i in IDS if i != leader)
+
+    assert await ra.transfer_leadership(cluster.caller, leader, target) == "ok"
+
+    await _until(lambda: ra.members(cluster.caller, target, local=True), lambda r: True)
+    assert await _until(cluster.leader, lambda current: current == target) == target
+    assert await ra.transfer_leadership(cluster.caller, target, target) == "already_leader"
+    with pytest.raises(ra.UnknownMember):
+        await ra.transfer_leadership(cluster.caller, target, ServerId("nobody", NODES[0]))
+
+
+async def test_trigger_election_and_ping_report_the_raft_state(cluster: Cluster) -> None:
+    leader = await cluster.leader()
+    assert await ra.ping(cluster.caller, leader) == Role.LEADER
+    await ra.trigger_election(cluster.caller, leader)  # a no-op on the leader
+    assert await ra.ping(cluster.caller, leader) == Role.LEADER
+
+
+async def test_leader_failover_keeps_every_acknowledged_command(cluster: Cluster) -> None:
+    leader = await cluster.leader()
+    acknowledged = {}
+    for i in range(30):
+        reply, _ = await ra.process_command(cluster.caller, leader, ("put", f"k{i}", i))
+        assert reply == "ok"
+        acknowledged[f"k{i}"] = i
+
+    crashed = cluster.systems.pop(leader.node)
+    await crashed.crash()
+    survivors = [i for i in IDS if i != leader]
+    caller = cluster.systems[survivors[0].node]
+
+    _, new_leader = await _until(lambda: ra.members(caller, survivors, timeout=1.0), lambda r: r[1] != leader)
+    assert new_leader in survivors
+    state, _ = await ra.consistent_query(caller, new_leader, lambda s: dict(s))
+    assert state == acknowledged
+    assert await ra.process_command(caller, survivors, ("put", "after", 1)) == ("ok", new_leader)
+
+    restarted = await cluster.start_node(leader.node)
+    await ra.restart_server(restarted, leader)
+    caught_up = await _until(
+        lambda: ra.local_query(restarted, leader, lambda s: dict(s)), lambda r: r.result.get("after") == 1
+    )
+    assert caught_up.result == {**acknowledged, "after": 1}
+    assert caught_up.leader == new_leader
+
+
+async def test_restart_from_the_same_data_dir_keeps_every_acknowledged_command(cluster: Cluster) -> None:
+    leader = await cluster.leader()
+    acknowledged = {}
+    for i in range(20):
+        await ra.process_command(cluster.caller, leader, ("put", f"r{i}", i))
+        acknowledged[f"r{i}"] = i
+    await cluster.stop_all()
+
+    for node in NODES:
+        system = await cluster.start_node(node)
+        assert system.registered_names() == {"kv": system.registered_names()["kv"]}
+        await ra.restart_server(system, ServerId("kv", node))
+    state, _ = await _until(
+        lambda: ra.consistent_query(cluster.caller, IDS, lambda s: dict(s)), lambda r: True
+    )
+    assert state == acknowledged
+
+
+async def test_calls_to_stopped_servers_and_unknown_nodes_raise_noproc_and_nodedown(cluster: Cluster) -> None:
+    await ra.stop_server(cluster.caller, IDS[2])
+    with pytest.raises(ra.NoProc):
+        await ra.process_command(cluster.caller, IDS[2], ("get", "a"))
+    with pytest.raises(ra.NodeDown):
+        await ra.process_command(cluster.caller, ServerId("kv", "elsewhere@localhost"), ("get", "a"))
+    with pytest.raises(ra.NameNotRegistered):
+        await ra.restart_server(cluster.caller, ServerId("nope", NODES[0]))
+    with pytest.raises(ra.AlreadyStarted):
+        await ra.restart_server(cluster.caller, IDS[0])
+
+
+async def test_process_command_without_a_quorum_times_out(cluster: Cluster) -> None:
+    leader = await cluster.leader()
+    for other in (i for i in IDS if i != leader):
+        await ra.stop_server(cluster.caller, other)
+    with pytest.raises(ra.RaTimeout) as info:
+        await ra.process_command(cluster.caller, leader, ("put", "lost", 1), timeout=0.3)
+    assert info.value.server_id == leader
+
+
+async def test_delete_cluster_stops_every_member_and_deletes_its_data(cluster: Cluster) -> None:
+    leader = await ra.delete_cluster(cluster.caller, IDS)
+
+    assert leader in IDS
+    await _until(
+        lambda: _async_value([s.process("kv") for s in cluster.systems.values()]),
+        lambda procs: procs == [None, None, None],
+    )
+
+
+async def _async_value(value: object) -> object:
+    return value
+
+
+async def test_force_delete_server_removes_its_directory_entry(cluster: Cluster) -> None:
+    system = cluster.systems[IDS[2].node]
+    await ra.force_delete_server(cluster.caller, IDS[2])
+    assert system.registered_names() == {}
+    with pytest.raises(ra.NameNotRegistered):
+        await ra.restart_server(cluster.caller, IDS[2])
+
+
+async def test_overview_shows_every_server_of_the_node(cluster: Cluster) -> None:
+    leader = await cluster.leader()
+    overview = ra.overview(cluster.systems[leader.node])
+    servers = overview["servers"]
+    assert isinstance(servers, dict)
+    assert (overview["node"], list(servers), servers["kv"]["state"]) == (leader.node, ["kv"], "leader")
+
+
+async def test_two_systems_in_one_interpreter_are_independent(tmp_path: Path) -> None:
+    one = await System.start("default", tmp_path / "a", "solo@localhost")
+    two = await System.start("default", tmp_path / "b", "solo@localhost")
+    async with one, two, asyncio.timeout(30):
+        sid = ServerId("c", "solo@localhost")
+        await ra.start_cluster(one, "c", KvMachine(), [sid])
+        await ra.start_cluster(two, "c", KvMachine(), [sid])
+        await ra.process_command(one, sid, ("put", "who", "one"))
+        await ra.process_command(two, sid, ("put", "who", "two"))
+        assert await ra.process_command(one, sid, ("get", "who")) == ("one", sid)
+        assert await ra.process_command(two, sid, ("get", "who")) == ("two", sid)
+
+
+def test_sync_facade_runs_the_same_verbs_without_an_event_loop(tmp_path: Path) -> None:
+    with ra.SyncRa.start(data_dir=tmp_path, node="sync@localhost") as r:
+        ids = [ServerId(f"s{i}", "sync@localhost") for i in range(3)]
+        started, _ = r.start_cluster("sync", KvMachine(), ids)
+        reply, leader = r.process_command(ids[0], ("put", "k", 1))
+        assert (sorted(started), reply, r.members(ids[1])) == (ids, "ok", (ids, leader))
+        assert r.consistent_query(ids[2], lambda s: dict(s)) == ({"k": 1}, leader)
+
+
+async def test_a_thousand_clusters_on_one_system_all_elect_leaders_and_accept_commands(
+    tmp_path: Path,
+) -> None:
+    system = await System.start("default", tmp_path, "many@localhost")
+    async with system, asyncio.timeout(110):
+        semaphore = asyncio.Semaphore(100)
+
+        async def start(n: int) -> None:
+            ids = [ServerId(f"c{n}_{k}", "many@localhost") for k in range(3)]
+            async with semaphore:
+                await ra.start_cluster(system, f"c{n}", KvMachine(), ids, timeout=30)
+
+        await asyncio.gather(*(start(n) for n in range(1000)))
+
+        leaders = {name for name, entry in system.leaderboard.items() if entry.leader is not None}
+        assert len(leaders) == 1000
+        for n in range(0, 1000, 50):
+            reply = await ra.process_command(system, ServerId(f"c{n}_1", "many@localhost"), ("put", "n", n))
+            assert reply == ("ok", system.leaderboard[f"c{n}"].leader)
