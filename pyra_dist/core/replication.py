@@ -54,12 +54,13 @@ class ReplicationMixin(CommonRole):
         while p.next_index <= last and p.next_index - p.match_index <= self.config.max_pipeline_count:
             prev_index = p.next_index - 1
             prev_term = self.log.term_at(prev_index)
-            if prev_term is None:
-                # The entries this peer needs were compacted into the snapshot.
+            if prev_term is None or p.next_index < self.log.first_index():
+                # The entries this peer needs were compacted into the snapshot (index 0 has term 0
+                # even then, so the first-index check matters for a brand-new peer).
                 self.start_snapshot_transfer(peer, p, effects)
                 return
             entries = self.log.fetch(p.next_index, min(p.next_index + batch - 1, last))
-            if not entries:
+            if not entries or entries[0].index != p.next_index:
                 break
             self.send_aer(peer, p, prev_index, prev_term, tuple(entries), effects)
             p.next_index = entries[-1].index + 1

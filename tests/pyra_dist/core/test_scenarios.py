@@ -264,3 +264,23 @@ def test_a_leader_noop_with_a_newer_machine_version_upgrades_every_replica() -> 
     for name in ("s1", "s2", "s3"):
         assert c[name].effective_machine_version == 1
         assert c[name].machine_state == [(0, 1, 1), "cmd"]
+
+
+def test_a_member_joining_after_compaction_receives_a_snapshot() -> None:
+    """Found by the simulator: a new peer starts at next_index 1, whose prev (0, 0) always matches;
+    the leader must still notice that entry 1 was compacted and send the snapshot."""
+    c = make_cluster(
+        names=("s1", "s2", "s3", "s4"),
+        initial=("s1", "s2", "s3"),
+        machine=KvMachine(snapshot_every=5),
+        snapshot_interval=4,
+    )
+    c.elect("s1")
+    for i in range(10):
+        put(c, "s1", i, i)
+        c.settle()
+    assert c.logs[S1].term_at(1) is None
+    c.handle("s1", JoinRequest(server_id=sid("s4"), reply_mode=AFTER_LOG_APPEND, from_="admin"))
+    c.settle()
+    assert c.logs[sid("s4")].snapshot_meta() is not None
+    assert c.states()["s4"] == c.states()["s1"]
