@@ -121,10 +121,12 @@ class MetaStore:
                 self._seq, self._synced_slot, self.meta = max(valid)
             elif buf.strip(b"\0"):
                 raise LogCorrupt(self._path, 0, "neither meta slot is valid")
+        existed = self._path.exists()
         self._fd = self._ops.open(self._path, os.O_WRONLY | os.O_CREAT)
-        # What we read may have been only in the page cache of a crashed process: make it the
-        # durable copy before any write may replace the other slot.
-        self._ops.fdatasync(self._fd)
+        if existed:
+            # What we read may have been only in the page cache of a crashed process: make it
+            # the durable copy before any write may replace the other slot.
+            self._ops.fdatasync(self._fd)
         return self.meta
 
     def _write(self, meta: ServerMeta, sync: bool) -> None:

@@ -16,6 +16,7 @@ has until that version itself is in segments.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
@@ -50,6 +51,13 @@ class ServerLog:
         self.last_written = 0
         self._truncate_next = False
         self.failed: str | None = None
+        # WAL notifications carry (from, to, term) runs, and a truncation without a term change
+        # makes a late run for the old entries look like one for the new ones. So entries sent
+        # to the WAL are counted, and every truncation leaves a barrier (entries sent before
+        # it, highest index they may still confirm); the WAL notifies one writer in FIFO order.
+        self._sent = 0
+        self._confirmed = 0
+        self._barriers: deque[tuple[int, int]] = deque()
 
     @classmethod
     def open(cls, system: LogSystem, uid: str, on_event: WalCallback | None = None) -> ServerLog:
@@ -171,7 +179,7 @@ class ServerLog:
                 raise ValueError(f"{self.uid}: entries not contiguous at {entries[k][0]}")
         if first <= self.last_index:
             self._store.segments.truncate_from(first)
-            self.last_written = min(self.last_written, first - 1)
+            self._barrier(first - 1)
         memtable = self._store.memtable
         self._store.log_end = entries[-1][0]
         wal = self._wal
@@ -180,6 +188,7 @@ class ServerLog:
             memtable.insert(index, term, payload)
             wal.write(uid, index, term, payload, self._truncate_next)
             self._truncate_next = False
+        self._sent += len(entries)
         self.last_index = entries[-1][0]
 
     def truncate(self, last_index: int) -> None:
@@ -196,7 +205,12 @@ class ServerLog:
         self._wal.truncate(self.uid, last_index)
         self._store.log_end = last_index
         self.last_index = last_index
-        self.last_written = min(self.last_written, last_index)
+        self._barrier(last_index)
+
+    def _barrier(self, cap: int) -> None:
+        self.last_written = min(self.last_written, cap)
+        if self._sent > self._confirmed:
+            self._barriers.append((self._sent, cap))
 
     def handle_wal_event(self, event: WalEvent) -> tuple[int, int] | None:
         """Apply a WAL notification; returns ``(term, index)`` if ``last_written`` advanced.
@@ -213,8 +227,14 @@ class ServerLog:
                 raise WalFailed(error)
             case WalWritten(runs=runs):
                 advanced = False
+                barriers = self._barriers
                 for lo, hi, term in runs:
-                    i = min(hi, self.last_index)
+                    self._confirmed += hi - lo + 1
+                    while barriers and barriers[0][0] < self._confirmed:
+                        barriers.popleft()
+                    # Barriers set after these entries were sent cap what the run may confirm.
+                    cap = min((c for _, c in barriers), default=hi)
+                    i = min(hi, self.last_index, cap)
                     while i >= lo:
                         t = self.term_at(i)
                         if t == term:
@@ -301,6 +321,7 @@ class ServerLog:
         if self.last_index > meta.index:
             self._wal.truncate(self.uid, meta.index)
         self._release_below(meta.index)
+        self._barrier(meta.index)
         self.last_index = meta.index
         self._store.log_end = meta.index
         self.last_written = meta.index
