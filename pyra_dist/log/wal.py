@@ -330,12 +330,12 @@ class Wal:
         write_all(self._ops, f.fd, data)
         strategy = cfg.wal_write_strategy
         if strategy is WalWriteStrategy.SYNC_AFTER_NOTIFY:
-            self._notify(runs, callbacks, len(batch))
+            self._notify(runs, callbacks)
             self._sync(f.fd)
         else:
             if strategy is WalWriteStrategy.DEFAULT:
                 self._sync(f.fd)
-            self._notify(runs, callbacks, len(batch))
+            self._notify(runs, callbacks)
         f.size += len(data)
         f.entries += len(batch)
         m = self.metrics
@@ -361,7 +361,7 @@ class Wal:
             return
         self.metrics.syncs += 1
 
-    def _notify(self, runs: dict[str, list[list[int]]], callbacks: dict[str, WalCallback], n: int) -> None:
+    def _notify(self, runs: dict[str, list[list[int]]], callbacks: dict[str, WalCallback]) -> None:
         for uid, uid_runs in runs.items():
             cb = callbacks.get(uid)
             if cb is not None:

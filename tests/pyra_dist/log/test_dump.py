@@ -37,7 +37,7 @@ def test_wal_dump_lists_records_and_the_valid_end(tmp_path: Path) -> None:
 
 
 def test_segment_dump_and_corrupt_file_exit_status(tmp_path: Path) -> None:
-    wal, server_dir = _system_with_data(tmp_path)
+    _wal, server_dir = _system_with_data(tmp_path)
     LogSystem.open(SystemConfig(data_dir=tmp_path), "n1").close()  # recovery moves the WAL to segments
     seg = server_dir / "00000001.segment"
     out = io.StringIO()

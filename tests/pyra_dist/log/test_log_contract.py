@@ -84,10 +84,8 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
         yield MemoryBackend()
         return
     disk = DiskBackend(tmp_path)
-    holder = [disk]
-    yield disk  # type: ignore[misc]
-    for b in holder:
-        b.system.close()
+    yield disk
+    disk.system.close()
 
 
 def entries(first: int, last: int, term: int) -> list[Entry]:
