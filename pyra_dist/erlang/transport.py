@@ -28,7 +28,7 @@ from erl_interop.errors import ErlInteropError
 from erl_interop.node.gen_server import reply as gen_reply
 from erl_interop.node.process import Process
 from erl_interop.term import Atom, Pid, Reference, Term, decode
-from pyra_dist.core.effects import ClientReply
+from pyra_dist.core.effects import ClientReply, LocalQueryReply, OkReply
 from pyra_dist.core.events import (
     CommandRequest,
     Event,
@@ -51,6 +51,7 @@ from pyra_dist.core.messages import (
 from pyra_dist.erlang.client import (
     ErlangQuery,
     QueryResolver,
+    RemoteQuery,
     applied_event_term,
     machine_event_term,
     parse_call,
@@ -325,7 +326,12 @@ class DistTransport:
         if not _is_erlang_from(to):
             self._local.reply(to, reply)
             return
-        self._spawn(self._reply(to, reply))  # type: ignore[arg-type]
+        if _needs_resolving(reply):
+            self._spawn(self._reply(to, reply))  # type: ignore[arg-type]
+            return
+        # Sent before any later effect of the same list (a Stop must not overtake the reply:
+        # delete_cluster answers {ok, Leader} and then the leader exits, ra-internals §3.5).
+        gen_reply(self._edge, to, reply_term(reply))  # type: ignore[arg-type]
 
     async def _reply(self, to: tuple[Pid, Term], reply: ClientReply) -> None:
         final = await resolve_reply(reply, self._resolver)
@@ -431,6 +437,15 @@ class DistTransport:
         self._ports.clear()
         if self._edge.alive:
             self._edge.close()
+
+
+def _needs_resolving(reply: object) -> bool:
+    # Only query replies can hold a RemoteQuery (an Erlang closure to run on its BEAM).
+    match reply:
+        case LocalQueryReply(result=RemoteQuery()) | OkReply(value=RemoteQuery()):
+            return True
+        case _:
+            return False
 
 
 def _is_record(term: Term) -> bool:
