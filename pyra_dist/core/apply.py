@@ -30,6 +30,7 @@ from pyra_dist.core.machine import (
     Demonitor,
     GarbageCollection,
     LogRead,
+    Machine,
     MachineEffectT,
     MachineVersionChange,
     ModCall,
@@ -66,6 +67,7 @@ class ApplyMixin(CoreBase):
         batched per pid in apply order (``{applied, [{Corr, Reply}, ...]}``).
         """
         notify: list[tuple[object, list[tuple[object, object]]]] = []
+        applied_before = self.last_applied
         target = min(self.commit_index, self.log.last_index)
         while self.last_applied < target and self._may_apply():
             start = self.last_applied + 1
@@ -79,7 +81,13 @@ class ApplyMixin(CoreBase):
         if self.role == Role.LEADER and not self.replaying:
             for pid, corrs in notify:
                 effects.append(Notify(pid=pid, leader=self.id, correlations=tuple(corrs)))
+        if self.last_applied > applied_before and not self.replaying and self._has_aux():
+            # Ra feeds ``eval`` to the aux handler after entries were applied (ra-internals §6.2).
+            self.handle_aux_cast("eval", effects)
         self.after_apply(effects)
+
+    def _has_aux(self) -> bool:
+        return type(self.machine).handle_aux is not Machine.handle_aux
 
     def _may_apply(self) -> bool:
         return not self.apply_blocked and self.stopping is None

@@ -416,6 +416,7 @@ class FollowerRole(CommonRole):
         effects.append(CancelTimer(key=TimerKind.RECEIVE_SNAPSHOT))
         # Synchronous: durable before the last chunk is acknowledged (see effects.py contract).
         effects.append(InstallSnapshot(meta=meta, state=state))
+        old_meta, old_state = self.log.snapshot_meta(), self.machine_state
         self.log.reset_to_snapshot(meta)
         self.machine_state = state
         self.commit_index = max(self.commit_index, meta.index)
@@ -429,6 +430,10 @@ class FollowerRole(CommonRole):
         self.snapshot_in_progress = None
         self.snapshot_receiving = None
         self.set_role(Role.FOLLOWER, effects)
+        # main >= 2.11 callback; harmless for 2.2.0 machines (default: no effects).
+        self.run_machine_effects(
+            list(self.machine.snapshot_installed(meta, state, old_meta, old_state)), effects
+        )
         return True
 
     def abort_snapshot(self, effects: list[Effect]) -> None:
