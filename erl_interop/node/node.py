@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from erl_interop.node.gen_server import GenServer
+    from erl_interop.node.global_server import GlobalNameServer
     from erl_interop.node.remote import Peers
     from erl_interop.node.rpc import RpcService
     from erl_interop.node.sync import SyncNode
@@ -110,6 +111,7 @@ class Node:
         self._peers: Peers | None = None
         self._rpc: RpcService | None = None
         self._system: Process | None = None
+        self._global: GlobalNameServer | None = None
         self._exposed: dict[tuple[Atom, Atom], ExposedFunction] = {}
         self._started = False
         self._stopping = False
@@ -168,6 +170,10 @@ class Node:
         start_net_kernel(self)
         self._rpc = RpcService(self)
         self._rpc.start()
+        if not self.hidden:
+            from erl_interop.node.global_server import start_global_name_server
+
+            self._global = start_global_name_server(self)
 
     async def _shutdown(self) -> None:
         if self._stopping:
@@ -386,6 +392,11 @@ class Node:
         self._registry.processes.pop(proc.pid, None)
         if proc.name is not None and self._registry.whereis(proc.name) == proc.pid:
             self._registry.unregister(proc.name)
+
+    def _node_up(self, peer: Atom, published: bool) -> None:
+        """A connection to ``peer`` is up; a visible pair of nodes tells global we are in sync."""
+        if published and self._global is not None:
+            self._global.announce(peer)
 
     def _node_down(self, peer: Atom) -> None:
         """The connection to ``peer`` closed: fan ``noconnection`` out to every process."""

@@ -14,11 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 from typing import TYPE_CHECKING
 
 from erl_interop.dist.cookie import resolve_cookie
 from erl_interop.dist.errors import DistProtocolError
+from erl_interop.dist.flags import DistFlags
 from erl_interop.dist.transport import (
     DistChannel,
     Listener,
@@ -26,11 +26,11 @@ from erl_interop.dist.transport import (
     PeerState,
     SimultaneousConnect,
     connect,
-    serve,
+    listen,
 )
 from erl_interop.epmd.client import ensure_epmd
 from erl_interop.epmd.client import register as epmd_register
-from erl_interop.errors import CodecError, ConnectionLost, EncodeError, EpmdError, ErlInteropError
+from erl_interop.errors import CodecError, ConnectionLost, EncodeError, ErlInteropError
 from erl_interop.node import signals as s
 from erl_interop.node.wire import signal_from_control, signal_to_control
 from erl_interop.term import Atom, Term
@@ -66,37 +66,29 @@ class Peers:
         self._epmd_server: EpmdServer | None = None
 
     async def start(self) -> int:
-        """Make sure EPMD runs, listen, register, and return the creation EPMD assigned.
+        """Make sure EPMD runs, bind, register, start accepting; return the creation EPMD assigned.
 
-        The creation is part of ``LocalNode`` (frozen) and comes from EPMD, which needs our
-        port first; so we pick a free port, register it, then listen on it. Nobody can reach
-        us in between: peers find the port through EPMD, which only now knows our name.
+        The creation is part of ``LocalNode`` and comes from EPMD, which needs our port first:
+        bind (``listen``), register, then accept. Peers find the port only through EPMD.
         """
         node = self._node
         alive = node.name.name.split("@", 1)[0]
         cookie = resolve_cookie(node.cookie)
         self._epmd_server = await ensure_epmd()
-        last_error: Exception | None = None
-        for _attempt in range(5):
-            port = _free_port()
-            registration = await epmd_register(alive, port)
-            local = LocalNode(
-                name=node.name.name,
-                creation=registration.creation,
-                cookie=cookie,
-                hidden=node.hidden,
-                long_names=node.long_names,
-            )
-            try:
-                self._listener = await serve(local, self._accept, arbiter=self, port=port)
-            except OSError as exc:  # the port was taken meanwhile: try another one
-                last_error = exc
-                await registration.close()
-                continue
-            self._local = local
-            self._epmd = registration
-            return registration.creation
-        raise EpmdError(f"could not listen for distribution: {last_error!r}")
+        listener = await listen()
+        self._listener = listener
+        registration = await epmd_register(alive, listener.port)
+        self._epmd = registration
+        local = LocalNode(
+            name=node.name.name,
+            creation=registration.creation,
+            cookie=cookie,
+            hidden=node.hidden,
+            long_names=node.long_names,
+        )
+        self._local = local
+        await listener.start(local, self._accept, arbiter=self)
+        return registration.creation
 
     async def close(self) -> None:
         """Close the listener, every channel and the EPMD registration."""
@@ -158,6 +150,7 @@ class Peers:
     def _up(self, peer: Atom, channel: DistChannel) -> None:
         self._channels[peer] = channel
         log.info("%s: connection up to %s", self._node.name, peer)
+        self._node._node_up(peer, published=bool(channel.flags & DistFlags.PUBLISHED))
         for signal in self._pending.pop(peer, []):
             self._write(channel, signal)
 
@@ -247,13 +240,6 @@ class Peers:
             failed = self._pending.pop(peer, [])
             for signal in failed:
                 self._node._unreachable(signal)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("0.0.0.0", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _peer_atom(channel: DistChannel) -> Atom:
