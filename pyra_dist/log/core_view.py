@@ -109,3 +109,17 @@ class CoreLogView:
     def install_snapshot(self, meta: SnapshotMeta, state: object) -> None:
         """``InstallSnapshot``: the snapshot replaces the whole log."""
         self.log.install_snapshot_state(meta_to_record(meta), self._snapshots.encode(meta, state))
+
+    def persist_meta(self, term: Term, voted_for: ServerId | None) -> None:
+        """``PersistMeta``: durable before returning, so the vote may be sent afterwards (R3)."""
+        self.log.persist_meta(term, None if voted_for is None else (voted_for.name, voted_for.node))
+
+    def persist_last_applied(self, index: Index) -> None:
+        """``PersistLastApplied`` (not synced)."""
+        self.log.persist_last_applied(index)
+
+    def recovered_meta(self) -> tuple[Term, ServerId | None, Index]:
+        """``(current_term, voted_for, last_applied)`` as recovered (Ra recovery step 1)."""
+        m = self.log.server_meta
+        vote = None if m.voted_for is None else ServerId(*m.voted_for)
+        return m.current_term, vote, m.last_applied

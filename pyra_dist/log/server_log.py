@@ -182,12 +182,10 @@ class ServerLog:
             self._barrier(first - 1)
         memtable = self._store.memtable
         self._store.log_end = entries[-1][0]
-        wal = self._wal
-        uid = self.uid
         for index, term, payload in entries:
             memtable.insert(index, term, payload)
-            wal.write(uid, index, term, payload, self._truncate_next)
-            self._truncate_next = False
+        self._wal.write_many(self.uid, entries, self._truncate_next)
+        self._truncate_next = False
         self._sent += len(entries)
         self.last_index = entries[-1][0]
 

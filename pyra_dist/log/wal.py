@@ -32,7 +32,7 @@ import os
 import threading
 import zlib
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeAlias
@@ -199,6 +199,28 @@ class Wal:
             WalFailed: the WAL has failed or is closed.
         """
         self._enqueue((uid, index, term, payload, _OP_ENTRY_TRUNCATE if truncate else _OP_ENTRY))
+
+    def write_many(
+        self, uid: str, entries: Sequence[tuple[int, int, bytes]], truncate_first: bool = False
+    ) -> None:
+        """Queue several entries of one writer under one lock (same semantics as ``write``).
+
+        Raises:
+            WalFailed: the WAL has failed or is closed.
+        """
+        items: list[_Write] = [(uid, i, t, p, _OP_ENTRY) for i, t, p in entries]
+        if truncate_first and items:
+            items[0] = (*items[0][:4], _OP_ENTRY_TRUNCATE)
+        with self._cond:
+            if self._failed is not None:
+                raise WalFailed(self._failed)
+            if self._closing:
+                raise WalFailed("wal is closed")
+            was_empty = not self._queue
+            self._queue.extend(items)
+            self._queued_seq += len(items)
+            if was_empty:
+                self._cond.notify_all()
 
     def truncate(self, uid: str, last_index: int) -> None:
         """Queue a truncation: every entry of ``uid`` above ``last_index`` is discarded.

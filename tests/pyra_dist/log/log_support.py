@@ -23,6 +23,7 @@ class FaultyFileOps(OsFileOps):
         self.short_writes = False
         self.enospc_on_write: Callable[[int], bool] | None = None
         self.fail_fdatasync = False
+        self.enospc_on_pwrite = False
         self.open_flags: list[int] = []
         self.sync_gate: threading.Event | None = None
         """If set, the first fdatasync blocks until the event is set (lets a test build a batch)."""
@@ -41,6 +42,8 @@ class FaultyFileOps(OsFileOps):
         return super().write(fd, data)
 
     def pwrite(self, fd: int, data: bytes | memoryview, offset: int) -> int:
+        if self.enospc_on_pwrite:
+            raise OSError(errno.ENOSPC, "No space left on device (injected)")
         if self.short_writes and len(data) > 1:
             data = data[: len(data) // 2]
         return super().pwrite(fd, data, offset)

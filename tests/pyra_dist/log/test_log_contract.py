@@ -159,3 +159,14 @@ def test_installed_snapshot_survives_a_restart_without_the_old_log(backend: Back
     backend.install_snapshot(meta, "ten")
     again = backend.restart()
     assert (again.snapshot_meta(), again.last_index_term(), again.fetch(1, 40)) == (meta, (10, 3), [])
+
+
+def test_disk_view_persists_term_vote_and_last_applied(tmp_path: Path) -> None:
+    disk = DiskBackend(tmp_path)
+    disk.view.persist_meta(7, N1)
+    disk.view.persist_last_applied(3)
+    again = disk.restart()
+    try:
+        assert again.view.recovered_meta() == (7, N1, 3)
+    finally:
+        again.system.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from log_support import SystemFactory
 
 from pyra_dist.log import SnapshotMetaRecord
-from pyra_dist.log.wal import WalWritten
+from pyra_dist.log.wal import WalWritten, read_wal_file
 
 
 def test_late_written_event_after_truncation_without_term_change_does_not_confirm_new_entries(
@@ -64,3 +64,16 @@ def test_installed_snapshot_with_diverging_log_does_not_resurrect_old_entries_af
     system.close()
     again = open_system().open_server_log("a")
     assert (again.last_index_term(), again.fetch(1, 40)) == ((10, 3), [])
+
+
+def test_first_write_after_snapshot_install_carries_ras_truncate_flag(open_system: SystemFactory) -> None:
+    system = open_system()
+    log = system.open_server_log("a")
+    log.append([(1, 1, b"x"), (2, 1, b"y")])
+    log.install_snapshot_state(SnapshotMetaRecord(10, 2, (), 0), b"S")
+    log.append([(11, 2, b"z"), (12, 2, b"w")])
+    assert system.wal.wait_durable(30)
+    path = system.wal.current_file
+    assert path is not None
+    records = [(r.kind, r.index, r.truncate) for r in read_wal_file(path)]
+    assert records == [(2, 1, False), (2, 2, False), (3, 10, False), (2, 11, True), (2, 12, False)]

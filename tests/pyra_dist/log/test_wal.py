@@ -309,3 +309,21 @@ def test_fdatasync_failure_is_never_acknowledged(open_system: SystemFactory, ops
     system.close()
     again = open_system()
     assert again.open_server_log("a").fetch(1, 1) == [(1, 1, b"acked")]
+
+
+def test_enospc_in_the_segment_writer_keeps_the_wal_file_and_loses_nothing(
+    open_system: SystemFactory, ops: FaultyFileOps, tmp_path: Path
+) -> None:
+    system = open_system(ops, wal_max_entries=5)
+    log = system.open_server_log("a")
+    ops.enospc_on_pwrite = True
+    for i in range(1, 8):
+        log.append([(i, 1, payload("a", i, 1))])
+        assert system.wal.wait_durable(30)
+    assert not system.segment_writer.wait_idle(30)
+    assert system.segment_writer.failed is not None and "No space left" in system.segment_writer.failed
+    assert [p.name for p in list_wal_files(tmp_path / "n1")] == ["00000001.wal", "00000002.wal"]
+    assert log.fetch(1, 7) == [(i, 1, payload("a", i, 1)) for i in range(1, 8)]
+    system.close()
+    again = open_system()
+    assert again.open_server_log("a").fetch(1, 7) == [(i, 1, payload("a", i, 1)) for i in range(1, 8)]
