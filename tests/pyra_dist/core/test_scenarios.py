@@ -8,6 +8,7 @@ from raft_harness import S1, S2, S3, Cluster, make_cluster, sid
 
 from pyra_dist.core.effects import (
     ErrorReply,
+    LocalQueryReply,
     MachineEffect,
     OkReply,
     Redirect,
@@ -20,6 +21,7 @@ from pyra_dist.core.events import (
     JoinRequest,
     LeaveRequest,
     PeerDown,
+    PeerMessage,
     QueryRequest,
     Tick,
     TimerFired,
@@ -34,8 +36,18 @@ from pyra_dist.core.machine import (
     MachineVersionChange,
     SendMsg,
 )
+from pyra_dist.core.messages import AppendEntriesRpc, InstallSnapshotRpc
 from pyra_dist.machines.kv import KvMachine
-from pyra_dist.types import AFTER_LOG_APPEND, AWAIT_CONSENSUS, NO_REPLY, Role
+from pyra_dist.types import (
+    AFTER_LOG_APPEND,
+    AWAIT_CONSENSUS,
+    NO_REPLY,
+    ClusterChange,
+    Entry,
+    Noop,
+    PeerState,
+    Role,
+)
 
 
 def put(c: Cluster, name: str, key: object, value: object, from_: object = None) -> None:
@@ -284,3 +296,68 @@ def test_a_member_joining_after_compaction_receives_a_snapshot() -> None:
     c.settle()
     assert c.logs[sid("s4")].snapshot_meta() is not None
     assert c.states()["s4"] == c.states()["s1"]
+
+
+def test_a_follower_uses_a_received_cluster_change_at_once_and_reverts_it_if_overwritten() -> None:
+    """ra_server_SUITE:follower_cluster_change (§11.2 #24); ra-internals §3.3."""
+
+    c = make_cluster()
+    follower = c["s3"]
+    s4 = sid("s4")
+    change = ClusterChange(cluster={m: PeerState() for m in (S1, S2, S3, s4)})
+    noop = Entry(1, 1, Noop(machine_version=0))
+    c.handle("s3", PeerMessage(sender=S1, msg=AppendEntriesRpc(1, S1, 0, 0, 0, (noop, Entry(2, 1, change)))))
+    assert follower.cluster == (S1, S2, S3, s4)  # effective before commit
+    # A new leader of term 2 never had the change: its entry at 2 replaces it.
+    c.handle("s3", PeerMessage(sender=S2, msg=AppendEntriesRpc(2, S2, 0, 1, 1, (Entry(2, 2, Noop(0)),))))
+    assert follower.cluster == (S1, S2, S3)
+
+
+def test_a_lost_snapshot_chunk_does_not_wedge_replication() -> None:
+    """ra_SUITE:snapshot_installation_with_call_crash (§11.2 #13)."""
+
+    c = make_cluster(
+        machine=KvMachine(snapshot_every=5),
+        snapshot_interval=4,
+        snapshot_chunk_size=16,
+        snapshot_send_ticks=2,
+    )
+    c.elect("s1")
+    c.down = {S3}
+    for i in range(12):
+        put(c, "s1", i, i)
+        c.settle()
+    c.down = set()
+    dropped: list[object] = []
+
+    def drop_first_chunk(to: object, event: object) -> bool:
+        if isinstance(event, PeerMessage) and isinstance(event.msg, InstallSnapshotRpc) and not dropped:
+            dropped.append(event)
+            return True
+        return False
+
+    c.drop = drop_first_chunk  # type: ignore[assignment]
+    c.handle("s1", Tick(system_time=1))
+    c.settle()
+    assert dropped and c.logs[S3].snapshot_meta() is None
+    for t in range(2, 5):
+        c.handle("s1", Tick(system_time=t))
+        c.settle()
+    assert c.logs[S3].snapshot_meta() is not None
+    assert c.states()["s3"] == c.states()["s1"]
+
+
+def test_local_queries_may_be_stale_on_a_cut_off_follower() -> None:
+    """ra_SUITE:local_query_stale (§11.2 #7)."""
+
+    c = make_cluster()
+    c.elect("s1")
+    c.down = {S3}
+    put(c, "s1", "a", 1)
+    c.settle()
+    c.handle("s3", QueryRequest(kind="local", query=lambda s: s, from_="q3"))
+    c.handle("s1", QueryRequest(kind="leader", query=lambda s: s, from_="q1"))
+    assert c.replies == [
+        ("q3", LocalQueryReply(index=1, term=1, result={}, leader=S1)),
+        ("q1", LocalQueryReply(index=2, term=1, result={"a": 1}, leader=S1)),
+    ]
