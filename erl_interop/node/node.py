@@ -140,8 +140,8 @@ class Node:
                 from erl_interop.node.remote import Peers
 
                 peers = Peers(self)
+                self._peers = peers  # set first: a failed start is still closed by _shutdown
                 self.creation = await peers.start()
-                self._peers = peers
             self._registry = Registry(self.name, self.creation)
             self._system = self.process()
             await self._start_services()

@@ -13,6 +13,7 @@ beyond the names the caller already sent us.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from typing import TYPE_CHECKING, Any, Final
@@ -279,16 +280,23 @@ async def erpc_call(
         def is_down(m: Any) -> bool:
             return isinstance(m, tuple) and len(m) == 5 and m[0] == DOWN and m[1] == req_id
 
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
         try:
-            spawn_reply = await proc.receive(is_spawn_reply, timeout)
-            _, _, status, result = spawn_reply
-            if status == ERROR:
-                if result == NOCONNECTION:
-                    raise NodeDown(f"node {peer} is unreachable")
-                raise RpcError(ERROR, (ERPC, result))
-            assert isinstance(result, Pid)
-            proc._monitors[req_id] = (result, peer)
-            down = await proc.receive(is_down, timeout)
+            # The connection can also drop before the reply: then the DOWN comes first.
+            first = await proc.receive(lambda m: is_spawn_reply(m) or is_down(m), timeout)
+            if is_down(first):
+                down = first
+            else:
+                _, _, status, result = first
+                if status == ERROR:
+                    if result == NOCONNECTION:
+                        raise NodeDown(f"node {peer} is unreachable")
+                    raise RpcError(ERROR, (ERPC, result))
+                assert isinstance(result, Pid)
+                proc._monitors[req_id] = (result, peer)
+                left = None if deadline is None else max(0.0, deadline - loop.time())
+                down = await proc.receive(is_down, left)
         except TimeoutError:
             proc.demonitor(req_id, flush=True)
             raise CallTimeout(f"erpc:call({peer}, {module}, {function}) timed out") from None
