@@ -64,7 +64,7 @@ from pyra_dist.core.machine import (
     SendMsg,
     Timer,
 )
-from pyra_dist.server.process import ServerStopped
+from pyra_dist.core.messages import AppendEntriesRpc
 from pyra_dist.server.transport import PeerTransport, RaEvent
 from pyra_dist.types import Entry, Index, Role, ServerId, SnapshotMeta, Term
 
@@ -73,6 +73,15 @@ if TYPE_CHECKING:
     from pyra_dist.server.timers import TimerService
 
 _log = logging.getLogger("pyra_dist.server")
+
+
+class ServerStopped(Exception):
+    """Raised inside the task to leave the loop after a ``Stop`` effect."""
+
+    def __init__(self, reason: object, delete_data: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.delete_data = delete_data
 
 
 class LogWriter(Protocol):
@@ -147,15 +156,25 @@ class EffectInterpreter:
     async def execute(self, process: ServerProcess, effects: list[Effect]) -> None:
         """Execute ``effects`` in order for ``process`` (see the durability rule in the module docstring).
 
+        Consecutive ``AppendEntriesRpc``s to the same peer that continue each other are coalesced into
+        one (the follower would apply them back to back anyway; Ra's leader likewise batches the
+        entries of a mailbox burst into one pipelined RPC). Pending RPCs are flushed before any other
+        message to that peer, before every await, and at the end, so ordering per peer is kept.
+
         Raises:
             ServerStopped: a ``Stop`` effect ended the server (the process task catches it).
         """
         transport = self._transport
         me = process.server_id
+        aers = _AerBuffer(transport, me)
         for effect in effects:
             match effect:
                 case SendRpc(to=to, rpc=rpc, reply_to=reply_to):
-                    transport.send_peer(me, to, rpc, reply_to)
+                    if reply_to is None and type(rpc) is AppendEntriesRpc:
+                        aers.add(to, rpc)
+                    else:
+                        aers.flush_peer(to)
+                        transport.send_peer(me, to, rpc, reply_to)
                 case Reply(to=to, reply=reply):
                     transport.reply(to, reply)
                 case Notify(pid=pid, leader=leader, correlations=correlations):
@@ -171,6 +190,7 @@ class EffectInterpreter:
                     self._hooks.log_of(process).truncate(last_index)
                 case PersistMeta(term=term, voted_for=voted_for):
                     # Synchronous: nothing after this effect may run before the vote is durable.
+                    aers.flush()
                     await self._hooks.meta_of(process).persist(term, voted_for)
                 case PersistLastApplied(index=index):
                     self._hooks.meta_of(process).last_applied(index)
@@ -198,9 +218,11 @@ class EffectInterpreter:
                     process.members = members
                     self._hooks.members_changed(process, members)
                 case Stop(reason=reason, delete_data=delete_data):
+                    aers.flush()
                     raise ServerStopped(reason, delete_data)
                 case _:
                     assert_never(effect)
+        aers.flush()
 
     def _machine_effect(self, process: ServerProcess, effect: MachineEffectT) -> None:
         """Execute one machine effect that the core handed to the driver (ra-internals §6.4)."""
@@ -243,3 +265,65 @@ class EffectInterpreter:
         self._timers.cancel_all(process)
         self._transport.forget(process)
         self._hooks.process_stopped(process, reason)
+
+
+# Effects after which the core may read what they changed: a burst of events must be executed up to
+# here before the core handles the next event (see ServerProcess.run).
+BARRIERS: tuple[type[Effect], ...] = (PersistMeta, InstallSnapshot, WriteSnapshot, TruncateLog, Stop)
+
+_MAX_COALESCED = 4096
+"""Never coalesce more entries than this into one AER."""
+
+
+class _AerBuffer:
+    """Coalesces consecutive AERs per peer (see ``EffectInterpreter.execute``)."""
+
+    __slots__ = ("_me", "_pending", "_transport")
+
+    def __init__(self, transport: PeerTransport, me: ServerId) -> None:
+        self._transport = transport
+        self._me = me
+        # peer -> (first rpc, entries so far, highest leader_commit)
+        self._pending: dict[ServerId, tuple[AppendEntriesRpc, list[Entry], int]] = {}
+
+    def add(self, to: ServerId, rpc: AppendEntriesRpc) -> None:
+        held = self._pending.get(to)
+        if held is not None:
+            first, entries, commit = held
+            if (
+                rpc.term == first.term
+                and rpc.leader_id == first.leader_id
+                and rpc.prev_log_index == first.prev_log_index + len(entries)
+                and len(entries) + len(rpc.entries) <= _MAX_COALESCED
+            ):
+                entries.extend(rpc.entries)
+                self._pending[to] = (first, entries, max(commit, rpc.leader_commit))
+                return
+            self.flush_peer(to)
+        self._pending[to] = (rpc, list(rpc.entries), rpc.leader_commit)
+
+    def flush_peer(self, to: ServerId) -> None:
+        held = self._pending.pop(to, None)
+        if held is not None:
+            self._send(to, held)
+
+    def flush(self) -> None:
+        if self._pending:
+            pending = self._pending
+            self._pending = {}
+            for to, held in pending.items():
+                self._send(to, held)
+
+    def _send(self, to: ServerId, held: tuple[AppendEntriesRpc, list[Entry], int]) -> None:
+        first, entries, commit = held
+        rpc = first
+        if len(entries) != len(first.entries) or commit != first.leader_commit:
+            rpc = AppendEntriesRpc(
+                term=first.term,
+                leader_id=first.leader_id,
+                leader_commit=commit,
+                prev_log_index=first.prev_log_index,
+                prev_log_term=first.prev_log_term,
+                entries=tuple(entries),
+            )
+        self._transport.send_peer(self._me, to, rpc, None)

@@ -20,15 +20,13 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Hashable
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from pyra_dist.core.effects import Effect
 from pyra_dist.core.events import Event, TimerFired, TimerKey
+from pyra_dist.server.effects import BARRIERS, EffectInterpreter, ServerStopped
 from pyra_dist.server.errors import NoProc
 from pyra_dist.types import Role, ServerId
-
-if TYPE_CHECKING:
-    from pyra_dist.server.effects import EffectInterpreter
 
 _log = logging.getLogger("pyra_dist.server")
 
@@ -39,15 +37,6 @@ class Core(Protocol):
     def handle(self, event: Event) -> list[Effect]:
         """Advance the core by one input."""
         ...
-
-
-class ServerStopped(Exception):
-    """Raised inside the task to leave the loop after a ``Stop`` effect."""
-
-    def __init__(self, reason: object, delete_data: bool) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.delete_data = delete_data
 
 
 class ServerProcess:
@@ -149,12 +138,21 @@ class ServerProcess:
                     self._waiter = waiter
                     await waiter
                     continue
-                # Handle the whole burst: one wake-up, many events (see the module docstring).
+                # Handle the whole burst: one wake-up, many events, one execution of their effects
+                # (see the module docstring). Effects the core may depend on before its next event
+                # (BARRIERS: votes, snapshots, truncation, stop) are executed right away.
+                batch: list[Effect] = []
                 for _ in range(len(mailbox)):
-                    event = mailbox.popleft()
-                    effects = handle(event)
+                    effects = handle(mailbox.popleft())
                     if effects:
-                        await execute(self, effects)
+                        batch.extend(effects)
+                        for effect in effects:
+                            if isinstance(effect, BARRIERS):
+                                await execute(self, batch)
+                                batch = []
+                                break
+                if batch:
+                    await execute(self, batch)
         except ServerStopped as stop:
             self.stop_reason = stop.reason
             self._finish(stop.reason)

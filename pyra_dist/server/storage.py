@@ -27,7 +27,7 @@ from pyra_dist.log.meta import ServerMeta
 from pyra_dist.log.server_log import ServerLog
 from pyra_dist.log.system import LogSystem
 from pyra_dist.log.wal import WalEvent
-from pyra_dist.types import Index, ServerId, SnapshotMeta, Term
+from pyra_dist.types import Entry, Index, ServerId, SnapshotMeta, Term
 
 
 class SystemStorage:
@@ -197,15 +197,85 @@ class ServerStorage:
 
 
 class _ServerLogView(CoreLogView):
-    """``CoreLogView`` whose ``write_snapshot`` also reports ``SnapshotWritten`` to the server."""
+    """``CoreLogView`` plus a cache of recently appended entries, and ``SnapshotWritten`` reporting.
+
+    The leader reads the entries it has just appended (to replicate them once they are written) and
+    followers re-read them to apply: keeping the last ``RECENT`` ``Entry`` objects spares decoding
+    them again (Ra keeps recent entries in memory tables for the same reason). The cache mirrors the
+    log exactly: overwrites and truncations drop the affected indexes.
+    """
+
+    RECENT = 8192
 
     def __init__(
         self, log: ServerLog, entries: EntryCodec, snapshots: SnapshotCodec, owner: ServerStorage
     ) -> None:
         super().__init__(log, entries, snapshots)
         self._owner = owner
+        # Invariant: keys are exactly range(self._lo, self._hi + 1), all <= log.last_index.
+        self._recent: dict[Index, Entry] = {}
+        self._lo = 1
+        self._hi = 0
+
+    def fetch(self, from_index: Index, to_index: Index) -> list[Entry]:
+        """See ``LogView.fetch``; served from the cache when it holds the whole range."""
+        to_index = min(to_index, self.log.last_index)
+        if from_index >= self._lo and to_index <= self._hi:
+            recent = self._recent
+            return [recent[i] for i in range(from_index, to_index + 1)]
+        if self._lo <= to_index <= self._hi and from_index < self._lo:
+            head = super().fetch(from_index, self._lo - 1)
+            recent = self._recent
+            head.extend(recent[i] for i in range(self._lo, to_index + 1))
+            return head
+        return super().fetch(from_index, to_index)
+
+    def append(self, entries: tuple[Entry, ...] | list[Entry]) -> None:
+        """``AppendToLog``: write through to the log, remember the entries."""
+        super().append(entries)
+        if not entries:
+            return
+        first = entries[0].index
+        recent = self._recent
+        if not recent or first > self._hi + 1 or first < self._lo:
+            recent.clear()
+            self._lo = first
+        else:
+            for i in range(first, self._hi + 1):
+                del recent[i]
+        for entry in entries:
+            recent[entry.index] = entry
+        self._hi = entries[-1].index
+        while self._hi - self._lo >= self.RECENT:
+            del recent[self._lo]
+            self._lo += 1
+
+    def truncate(self, last_index: Index) -> None:
+        """``TruncateLog``."""
+        super().truncate(last_index)
+        self._drop_above(last_index)
+
+    def _drop_above(self, last_index: Index) -> None:
+        recent = self._recent
+        while self._hi > last_index and self._hi >= self._lo:
+            del recent[self._hi]
+            self._hi -= 1
+        if not recent:
+            self._lo, self._hi = 1, 0
 
     def write_snapshot(self, meta: SnapshotMeta, state: object) -> None:
         """``WriteSnapshot``: write synchronously, then feed ``SnapshotWritten`` back."""
         super().write_snapshot(meta, state)
+        recent = self._recent
+        while self._lo <= min(meta.index, self._hi):
+            del recent[self._lo]
+            self._lo += 1
+        if not recent:
+            self._lo, self._hi = 1, 0
         self._owner.snapshot_written(meta)
+
+    def install_snapshot(self, meta: SnapshotMeta, state: object) -> None:
+        """``InstallSnapshot``: the snapshot replaces the whole log."""
+        super().install_snapshot(meta, state)
+        self._recent.clear()
+        self._lo, self._hi = 1, 0

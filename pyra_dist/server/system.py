@@ -46,8 +46,9 @@ from pyra_dist.core.machine import Machine
 from pyra_dist.core.server import RaftCore
 from pyra_dist.core.state import CoreConfig
 from pyra_dist.log.config import SystemConfig
-from pyra_dist.log.core_view import EntryCodec, PickleEntryCodec
+from pyra_dist.log.core_view import EntryCodec
 from pyra_dist.server import errors
+from pyra_dist.server.codec import FastPickleEntryCodec
 from pyra_dist.server.effects import EffectInterpreter, LogWriter, MetaWriter
 from pyra_dist.server.process import ServerProcess
 from pyra_dist.server.storage import ServerStorage, SystemStorage
@@ -199,7 +200,7 @@ class System:
         snapshot_codec: SnapshotCodec | None = None,
     ) -> None:
         self.config = config
-        self._entry_codec: EntryCodec = entry_codec if entry_codec is not None else PickleEntryCodec()
+        self._entry_codec: EntryCodec = entry_codec if entry_codec is not None else FastPickleEntryCodec()
         self._snapshot_codec: SnapshotCodec = (
             snapshot_codec if snapshot_codec is not None else PickleSnapshotCodec()
         )
