@@ -244,6 +244,12 @@ def test_rpc_and_erpc_into_python(pair: Pair) -> None:
         "try do :erpc.call(:'%s', :pymod, :crash, []) catch :error, {:exception, r, _} -> r end" % py,
     ) in ('{python,<<"PyFailure">>,<<"it broke">>}', '{:python, "PyFailure", "it broke"}')
     assert pair.ev(
+        "{_, SpawnRef} = spawn_monitor('%s', pymod, fail, [bad]),"
+        " receive {'DOWN', SpawnRef, _, _, SpawnWhy} -> SpawnWhy after 10000 -> timeout end." % py,
+        "{_, sref} = Node.spawn_monitor(:'%s', :pymod, :fail, [:bad]);"
+        " receive do {:DOWN, ^sref, _, _, why} -> why after 10000 -> :timeout end" % py,
+    ) in ("{bad,[{pymod,fail,1,[]}]}", "{:bad, [{:pymod, :fail, 1, []}]}")
+    assert pair.ev(
         "rpc:call('%s', os, cmd, [\"true\"])." % py, ":rpc.call(:'%s', :os, :cmd, [~c\"true\"])" % py
     ) in (
         "{badrpc,{'EXIT',{undef,[{os,cmd,[\"true\"],[]}]}}}",
@@ -256,6 +262,8 @@ def test_python_rpc_into_the_beam(pair: Pair) -> None:
     peer = pair.peer.node
     assert pair.node.rpc(peer, "lists", "reverse", [[1, 2, 3]]) == [3, 2, 1]
     assert pair.node.rpc(peer, "erlang", "node", []) == Atom(peer)
+    # io:format in the remote call talks to our group leader, which must answer.
+    assert pair.node.rpc(peer, "io", "format", [b"from python~n", []]) == Atom("ok")
     with pytest.raises(RpcError) as err:
         pair.node.rpc(peer, "erlang", "error", [Atom("boom")])
     assert (err.value.kind, err.value.reason) == (Atom("error"), Atom("boom"))

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from erl_interop import GenServer, Node, SyncNode
+import pytest
+
+from erl_interop import EpmdError, GenServer, Node, SyncNode
 from erl_interop.node.gen_server import From
 from erl_interop.term import Atom, Term
 
@@ -85,6 +87,16 @@ async def test_stopping_a_node_exits_its_processes_with_shutdown(
             assert await a.ping(b.name)
         assert await me.receive(timeout=10) == (EXIT, remote.pid, Atom("shutdown"))
         me.close()
+
+
+async def test_a_name_already_registered_in_epmd_is_refused(
+    cookie: str, node_name: Callable[[str], str]
+) -> None:
+    name = node_name("dup")
+    async with Node(name, cookie=cookie):
+        with pytest.raises(EpmdError):
+            async with Node(name, cookie=cookie):
+                pass
 
 
 def test_sync_facade_runs_a_node_in_a_background_thread(cookie: str, node_name: Callable[[str], str]) -> None:
