@@ -68,7 +68,12 @@ def flush_rolled_over(
         truncate_above = None
         if uid in job.truncations:
             truncate_above = max(store.log_end, entries[-1][0] if entries else 0)
-        store.segments.append(entries, truncate_above=truncate_above)
+        try:
+            store.segments.append(entries, truncate_above=truncate_above)
+        except OSError:
+            if lookup(uid) is None:
+                continue  # the server was deleted while we flushed it
+            raise
         store.memtable.drop_flushed(taken)
         written += len(entries)
     ops.unlink(job.path)

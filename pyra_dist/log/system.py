@@ -91,6 +91,10 @@ class LogSystem:
             ranges: dict[str, tuple[int, int]] = {}
             truncations: dict[str, int] = {}
             for rec in read_wal_file(path, report):
+                if rec.uid not in self._stores and not (self.system_dir / rec.uid).is_dir():
+                    # A server's directory is created before its first write and removed by
+                    # delete_server: records of a deleted server are dropped, not resurrected.
+                    continue
                 store = self.store(rec.uid)
                 rep.records += 1
                 if rec.kind == WAL_KIND_TRUNCATE:

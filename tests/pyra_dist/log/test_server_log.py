@@ -77,3 +77,15 @@ def test_first_write_after_snapshot_install_carries_ras_truncate_flag(open_syste
     assert path is not None
     records = [(r.kind, r.index, r.truncate) for r in read_wal_file(path)]
     assert records == [(2, 1, False), (2, 2, False), (2, 11, True), (2, 12, False)]
+
+
+def test_deleted_server_is_not_resurrected_by_wal_recovery(open_system: SystemFactory) -> None:
+    system = open_system()
+    log = system.open_server_log("gone")
+    log.append([(1, 1, b"x")])
+    assert system.wal.wait_durable(30)
+    system.delete_server("gone")
+    system.close()
+    again = open_system()
+    assert not (again.system_dir / "gone").exists()
+    assert (again.recovery.wal_files, again.recovery.records) == (1, 0)
