@@ -86,7 +86,8 @@ async def main(seconds: float, profile: bool) -> None:
                 profiler.enable()
             started = time.monotonic()
             deadline = started + seconds
-            counts = await asyncio.gather(*(_client(caller, leader, payload, 500, deadline) for _ in range(5)))
+            clients = [_client(caller, leader, payload, 500, deadline) for _ in range(5)]
+            counts = await asyncio.gather(*clients)
             elapsed = time.monotonic() - started
             if profiler:
                 profiler.disable()
