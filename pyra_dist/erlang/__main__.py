@@ -39,7 +39,7 @@ async def serve(name: str, cookie: str, data_dir: Path, *, hidden: bool, stdin_e
             edge.install()
             print(f"ready {node.name}", flush=True)
             await stop.wait()
-            edge.transport.close()
+            edge.close()
 
 
 def main(argv: list[str] | None = None) -> int:

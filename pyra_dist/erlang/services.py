@@ -14,6 +14,7 @@ reason goes back as ``{error, Reason}``, like a Ra server that fails to start).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Final
@@ -44,6 +45,9 @@ ERROR: Final = A("error")
 SERVER_SUP: Final = A("ra_server_sup_sup")
 """The default system's ``server_sup`` name: ``prepare_server_stop_rpc`` returns it and
 ``ra:stop_server`` then calls ``supervisor:terminate_child({SrvSup, Node}, Parent)``."""
+
+ATEN_BEAT_S: Final = 0.1
+"""aten's ``heartbeat_interval`` (100 ms)."""
 
 # Ra server config keys that map onto ServerConfig fields (Ra: ms; ra-internals §7.7).
 _TIMING_KEYS: Final = {
@@ -113,6 +117,7 @@ class ErlangEdge:
         self.transport = DistTransport(system, node, self.registry, local)
         system.transport = self.transport  # type: ignore[assignment]
         self.ra = RaModule(node)
+        self._aten: asyncio.Task[None] | None = None
 
     def install(self) -> None:
         """Expose the rpc targets and register ``ra_server_sup_sup``; attach running servers."""
@@ -126,6 +131,28 @@ class ErlangEdge:
         n.start_gen_server(_ServerSupSup(self), name=SERVER_SUP)
         for process in self.system.processes():
             self.transport.attach(process)
+        self._aten = n.task_group.create_task(self._aten_emitter(), name=f"aten-emitter-{n.name}")
+
+    async def _aten_emitter(self) -> None:
+        """Beat like ``aten_emitter`` (aten 0.5.8): ``{'$gen_cast', {hb, Node}}`` to every connected
+        node's ``aten_sink`` every 100 ms (ra-internals §8.2).
+
+        Erlang followers of a Python leader register our node with aten; without regular beats
+        aten reports it ``down`` and the follower arms an election timer that only an AER cancels,
+        so an idle Python leader would be deposed by a pre-vote it cannot refuse.
+        """
+        beat: Term = (A("$gen_cast"), (A("hb"), self.node.name))
+        sink = A("aten_sink")
+        while True:
+            for peer in self.node.nodes():
+                self.node.send((sink, peer), beat)
+            await asyncio.sleep(ATEN_BEAT_S)
+
+    def close(self) -> None:
+        """Stop beating and unregister every server (the node and system stay up)."""
+        if self._aten is not None:
+            self._aten.cancel()
+        self.transport.close()
 
     # -- ra_server_sup_sup --------------------------------------------------------------------------
 

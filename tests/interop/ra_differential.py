@@ -461,7 +461,9 @@ class RaCluster:
 
 
 @contextlib.contextmanager
-def ra_cluster(prefix: str, cookie: str, data_dir: Path, size: int = 3) -> Iterator[RaCluster]:
+def ra_cluster(
+    prefix: str, cookie: str, data_dir: Path, size: int = 3, names: Sequence[str] = ()
+) -> Iterator[RaCluster]:
     """Start ``size`` real Ra 2.2.0 nodes (long names) with ``ra_system:start_default()``.
 
     Args:
@@ -469,17 +471,19 @@ def ra_cluster(prefix: str, cookie: str, data_dir: Path, size: int = 3) -> Itera
         cookie: distribution cookie.
         data_dir: parent of the Ra data dirs (Ra appends the node name).
         size: number of nodes.
+        names: node names (without host) instead of ``{prefix}ra1``...
     """
+    names = list(names) or [f"{prefix}ra{i + 1}" for i in range(size)]
     cluster = RaCluster(
         [
             ErlPeer(
-                f"{prefix}ra{i + 1}",
+                names[i],
                 cookie,
                 long_names=True,
                 code_path=ra_ebin_dirs(),
                 extra_args=["-ra", "data_dir", f'"{data_dir}"'],
             )
-            for i in range(size)
+            for i in range(len(names))
         ]
     )
     try:
@@ -502,7 +506,9 @@ class PyraCluster:
 
 
 @contextlib.contextmanager
-def pyra_cluster(prefix: str, cookie: str, data_dir: Path, size: int = 3) -> Iterator[PyraCluster]:
+def pyra_cluster(
+    prefix: str, cookie: str, data_dir: Path, size: int = 3, names: Sequence[str] = ()
+) -> Iterator[PyraCluster]:
     """Start ``size`` pyra nodes (long names) as child processes and wait until they are ready.
 
     Each is stopped by closing its stdin (orderly) and killed by pid if it lingers.
@@ -512,12 +518,13 @@ def pyra_cluster(prefix: str, cookie: str, data_dir: Path, size: int = 3) -> Ite
         cookie: distribution cookie.
         data_dir: parent of the systems' data dirs.
         size: number of nodes.
+        names: node names (without host) instead of ``{prefix}py1``...
     """
     cluster = PyraCluster()
     try:
-        for i in range(size):
-            name = f"{prefix}py{i + 1}@127.0.0.1"
-            log = open(data_dir / f"{prefix}py{i + 1}.log", "wb")  # noqa: SIM115 (closed with the process)
+        for short in list(names) or [f"{prefix}py{i + 1}" for i in range(size)]:
+            name = f"{short}@127.0.0.1"
+            log = open(data_dir / f"{short}.log", "wb")  # noqa: SIM115 (closed with the process)
             proc = subprocess.Popen(
                 [
                     *(sys.executable, "-m", "pyra_dist.erlang", "--name", name, "--cookie", cookie),
@@ -552,6 +559,32 @@ def pyra_cluster(prefix: str, cookie: str, data_dir: Path, size: int = 3) -> Ite
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(10)
+
+
+@dataclass
+class MixedCluster:
+    """One real Ra 2.2.0 node (``$N1``) and two pyra nodes (``$N2``, ``$N3``) in one cluster."""
+
+    ra: RaCluster
+    pyra: PyraCluster
+
+    @property
+    def nodes(self) -> list[str]:
+        return [*self.ra.nodes, *self.pyra.nodes]
+
+
+@contextlib.contextmanager
+def mixed_cluster(prefix: str, cookie: str, data_dir: Path) -> Iterator[MixedCluster]:
+    """Start one Ra node and two pyra nodes (issue 6: members of one Raft group across languages).
+
+    Names ``{prefix}n1`` (Ra), ``{prefix}n2``, ``{prefix}n3`` (pyra) keep Ra's member order (ids
+    sort by node name) the same as in the all-Ra and all-pyra topologies.
+    """
+    with (
+        ra_cluster(prefix, cookie, data_dir, names=[f"{prefix}n1"]) as ra,
+        pyra_cluster(prefix, cookie, data_dir, names=[f"{prefix}n2", f"{prefix}n3"]) as py,
+    ):
+        yield MixedCluster(ra, py)
 
 
 # A machine that asks for a snapshot at every index, so that a joining member gets an
@@ -650,7 +683,10 @@ def capture_ra_wire(shell: ErlPeer, nodes: Sequence[str], workdir: Path) -> byte
 
 
 def main(argv: Sequence[str]) -> int:
-    """Print the live answers for every (or the named) scenario; ``--pyra`` runs them on pyra nodes."""
+    """Print the live answers for every (or the named) scenario.
+
+    ``--pyra`` runs them on three pyra nodes, ``--mixed`` on one Ra node ($N1) and two pyra nodes.
+    """
     pyra = "--pyra" in argv
     wanted = {a for a in argv if not a.startswith("--")}
     cookie = "c" + secrets.token_hex(8)
@@ -659,9 +695,11 @@ def main(argv: Sequence[str]) -> int:
     keep = os.environ.get("PYRA_KEEP_DIR")  # keep the nodes' logs and data for a post-mortem
     with contextlib.ExitStack() as stack:
         tmp = tempfile.mkdtemp(dir=keep) if keep else stack.enter_context(tempfile.TemporaryDirectory())
-        servers: RaCluster | PyraCluster
+        servers: RaCluster | PyraCluster | MixedCluster
         if pyra:
             servers = stack.enter_context(pyra_cluster(prefix, cookie, Path(tmp)))
+        elif "--mixed" in argv:
+            servers = stack.enter_context(mixed_cluster(prefix, cookie, Path(tmp)))
         else:
             servers = stack.enter_context(ra_cluster(prefix, cookie, Path(tmp)))
         shells = stack.enter_context(client_shells(prefix, cookie))
