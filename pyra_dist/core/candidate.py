@@ -100,7 +100,6 @@ class CandidateRole(CommonRole):
             case PeerMessage(msg=AppendEntriesRpc() | HeartbeatRpc() | InstallSnapshotRpc() as rpc):
                 self.yield_to_leader(event, rpc.term, effects)
             case TimerFired(key=TimerKind.ELECTION):
-                self.election_timer_armed = False
                 self.start_pre_vote(effects)
             case TriggerElection(from_=from_):
                 self.reply(from_, AtomReply(atom="ok"), effects)
@@ -129,7 +128,6 @@ class CandidateRole(CommonRole):
             case PeerMessage(msg=AppendEntriesRpc() | HeartbeatRpc() | InstallSnapshotRpc() as rpc):
                 self.yield_to_leader(event, rpc.term, effects)
             case TimerFired(key=TimerKind.ELECTION):
-                self.election_timer_armed = False
                 self.start_election(effects)
             case TriggerElection(from_=from_):
                 self.reply(from_, AtomReply(atom="ok"), effects)

@@ -15,7 +15,6 @@ from typing import Literal
 from pyra_dist.core.apply import ApplyMixin
 from pyra_dist.core.effects import (
     AuxReply,
-    CancelTimer,
     ClusterChanged,
     Effect,
     ErrorReply,
@@ -27,7 +26,6 @@ from pyra_dist.core.effects import (
     Pong,
     Redirect,
     Rejected,
-    StartTimer,
     Stop,
 )
 from pyra_dist.core.events import (
@@ -83,14 +81,11 @@ class CommonRole(ApplyMixin):
 
     def arm_election_timer(self, after_ms: int, effects: list[Effect]) -> None:
         """(Re)arm the election timer."""
-        self.election_timer_armed = True
-        effects.append(StartTimer(key=TimerKind.ELECTION, after_ms=after_ms))
+        self.arm_timer(TimerKind.ELECTION, after_ms, effects)
 
     def disarm_election_timer(self, effects: list[Effect]) -> None:
         """Cancel the election timer if armed (valid leader contact, ra-internals §8.1)."""
-        if self.election_timer_armed:
-            self.election_timer_armed = False
-            effects.append(CancelTimer(key=TimerKind.ELECTION))
+        self.disarm_timer(TimerKind.ELECTION, effects)
 
     # -- shared handlers ----------------------------------------------------------------------------
 

@@ -14,11 +14,9 @@ from enum import Enum
 from pyra_dist.core.common import CommonRole
 from pyra_dist.core.effects import (
     AtomReply,
-    CancelTimer,
     Effect,
     InstallSnapshot,
     SendRpc,
-    StartTimer,
 )
 from pyra_dist.core.events import (
     Event,
@@ -80,7 +78,6 @@ class FollowerRole(CommonRole):
                 self.reply(from_, AtomReply(atom="ok"), effects)
                 self.maybe_start_pre_vote(effects)
             case TimerFired(key=TimerKind.ELECTION):
-                self.election_timer_armed = False
                 self.maybe_start_pre_vote(effects)
             case PeerDown(server_id=server_id, reason=reason) if server_id == self.leader_id:
                 self.monitored_leader = None
@@ -285,10 +282,8 @@ class FollowerRole(CommonRole):
     def enter_await_condition(self, reply: AppendEntriesReply, effects: list[Effect]) -> None:
         """A follower that is catching up waits for a matching AER (ra-internals §2.1)."""
         self.await_reply = reply
-        effects.append(
-            StartTimer(key=TimerKind.AWAIT_CONDITION, after_ms=self.config.await_condition_timeout_ms)
-        )
         self.set_role(Role.AWAIT_CONDITION, effects)
+        self.arm_timer(TimerKind.AWAIT_CONDITION, self.config.await_condition_timeout_ms, effects)
 
     def await_condition_handle(self, event: Event, effects: list[Effect]) -> None:
         """Handle ``event`` in ``await_condition`` (also the old leader during a transfer)."""
@@ -330,7 +325,6 @@ class FollowerRole(CommonRole):
 
     def leave_await_condition(self, effects: list[Effect]) -> None:
         """Back to follower; the await timer is cancelled (a gen_statem state timeout)."""
-        effects.append(CancelTimer(key=TimerKind.AWAIT_CONDITION))
         self.set_role(Role.FOLLOWER, effects)
 
     # ---------------------------------------------------------------------------------------------
@@ -399,9 +393,7 @@ class FollowerRole(CommonRole):
             if not self.complete_snapshot(meta, effects):
                 return  # corrupt: Ra crashes here; we abort and the sender times out
         else:
-            effects.append(
-                StartTimer(key=TimerKind.RECEIVE_SNAPSHOT, after_ms=self.config.receive_snapshot_timeout_ms)
-            )
+            self.arm_timer(TimerKind.RECEIVE_SNAPSHOT, self.config.receive_snapshot_timeout_ms, effects)
         effects.append(SendRpc(to=rpc.leader_id, rpc=result, reply_to=event.call))
 
     def complete_snapshot(self, meta: SnapshotMeta, effects: list[Effect]) -> bool:
@@ -413,7 +405,6 @@ class FollowerRole(CommonRole):
             self.abort_snapshot(effects)
             return False
         self.snapshot_chunks = []
-        effects.append(CancelTimer(key=TimerKind.RECEIVE_SNAPSHOT))
         # Synchronous: durable before the last chunk is acknowledged (see effects.py contract).
         effects.append(InstallSnapshot(meta=meta, state=state))
         old_meta, old_state = self.log.snapshot_meta(), self.machine_state
@@ -440,7 +431,6 @@ class FollowerRole(CommonRole):
         """Give up the transfer in progress and return to follower."""
         self.snapshot_chunks = []
         self.snapshot_receiving = None
-        effects.append(CancelTimer(key=TimerKind.RECEIVE_SNAPSHOT))
         self.set_role(Role.FOLLOWER, effects)
 
 

@@ -16,7 +16,6 @@ from pyra_dist.core.effects import (
     ErrorReply,
     OkReply,
     SendRpc,
-    StartTimer,
     WrapReply,
 )
 from pyra_dist.core.events import (
@@ -364,10 +363,8 @@ class LeaderRole(ReplicationMixin):
         effects.append(SendRpc(to=target, rpc=TryBecomeLeader()))
         self.reply(from_, AtomReply(atom="ok"), effects)
         self.transferring = True
-        effects.append(
-            StartTimer(key=TimerKind.AWAIT_CONDITION, after_ms=self.config.await_condition_timeout_ms)
-        )
         self.set_role(Role.AWAIT_CONDITION, effects)
+        self.arm_timer(TimerKind.AWAIT_CONDITION, self.config.await_condition_timeout_ms, effects)
 
     def transfer_wait_handle(self, event: Event, effects: list[Effect]) -> None:
         """The old leader during a transfer: a higher term (handled by ``RaftCore``) makes it a follower;

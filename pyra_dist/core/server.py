@@ -19,8 +19,8 @@ from collections.abc import Callable
 
 from pyra_dist.core.apply import ApplyMixin
 from pyra_dist.core.candidate import CandidateRole
-from pyra_dist.core.effects import Effect, StartTimer
-from pyra_dist.core.events import Event, PeerMessage, TimerKind
+from pyra_dist.core.effects import Effect
+from pyra_dist.core.events import Event, PeerMessage, TimerFired, TimerKind
 from pyra_dist.core.follower import FollowerRole
 from pyra_dist.core.leader import LeaderRole
 from pyra_dist.core.log_view import LogView
@@ -92,7 +92,7 @@ class RaftCore(LeaderRole, CandidateRole, FollowerRole, ApplyMixin):
         entered = self.machine.state_enter(Role.FOLLOWER.value, self.machine_state)
         self.run_machine_effects(list(entered), effects)
         if not self.is_new:
-            effects.append(StartTimer(key=TimerKind.ELECTION, after_ms=self.short_timeout()))
+            self.arm_timer(TimerKind.ELECTION, self.short_timeout(), effects)
         return effects
 
     # -- the entry point -----------------------------------------------------------------------------
@@ -112,6 +112,10 @@ class RaftCore(LeaderRole, CandidateRole, FollowerRole, ApplyMixin):
         now = getattr(event, "system_time", None)
         if isinstance(now, int) and now > self.now_ms:
             self.now_ms = now
+        if isinstance(event, TimerFired) and isinstance(event.key, TimerKind):
+            if event.key not in self.armed:
+                return effects  # cancelled (or superseded by a role change) while in flight
+            self.armed.discard(event.key)
         if isinstance(event, PeerMessage) and not self._observe_term(event, effects):
             return effects
         self.dispatch(event, effects)

@@ -130,7 +130,8 @@ class CoreBase:
         self.replaying = False
         self.is_new = False
         self.stopping: object = None
-        self.election_timer_armed = False
+        # Armed core timers; like gen_statem state timeouts they are all cancelled on a role change.
+        self.armed: set[TimerKind] = set()
         # Leader: index of this term's noop; consistent-query rounds (query index, commit index at
         # call time, request) and queries parked while membership changes are not permitted.
         self.noop_index: Index = 0
@@ -207,6 +208,10 @@ class CoreBase:
             return
         old = self.role
         self.role = role
+        # Ra's timers are gen_statem state timeouts: any state change cancels them (ra-internals §8.1).
+        for kind in sorted(self.armed, key=lambda k: k.value):
+            effects.append(CancelTimer(key=kind))
+        self.armed.clear()
         effects.append(RoleChanged(old=old, new=role, leader_id=self.leader_id))
         self.run_machine_effects(list(self.machine.state_enter(role.value, self.machine_state)), effects)
 
@@ -221,8 +226,7 @@ class CoreBase:
             self.peers = {}
         self.set_role(Role.FOLLOWER, effects)
         if timer_ms is not None:
-            self.election_timer_armed = True
-            effects.append(StartTimer(key=TimerKind.ELECTION, after_ms=timer_ms))
+            self.arm_timer(TimerKind.ELECTION, timer_ms, effects)
 
     def step_down(self, term: Term, effects: list[Effect]) -> None:
         """A higher term was seen: adopt it with no vote and become a follower (Raft §5.1)."""
@@ -259,9 +263,16 @@ class CoreBase:
         if from_ is not None:
             effects.append(Reply(to=from_, reply=reply))
 
-    def cancel_election_timer(self, effects: list[Effect]) -> None:
-        """Valid leader contact cancels the election timer (ra-internals §8.1)."""
-        effects.append(CancelTimer(key=TimerKind.ELECTION))
+    def arm_timer(self, kind: TimerKind, after_ms: int, effects: list[Effect]) -> None:
+        """(Re)arm one of the core's timers."""
+        self.armed.add(kind)
+        effects.append(StartTimer(key=kind, after_ms=after_ms))
+
+    def disarm_timer(self, kind: TimerKind, effects: list[Effect]) -> None:
+        """Cancel one of the core's timers if it is armed."""
+        if kind in self.armed:
+            self.armed.discard(kind)
+            effects.append(CancelTimer(key=kind))
 
     # Election timeouts, ra-internals §8.1 (B = broadcast_time, P = aten poll interval).
     def really_short_timeout(self) -> int:

@@ -110,8 +110,8 @@ def test_follower_with_missing_prev_entry_replies_its_next_index_and_awaits_cond
         SendRpc(
             to=S2, rpc=AppendEntriesReply(term=1, success=False, next_index=2, last_index=1, last_term=1)
         ),
-        StartTimer(key=TimerKind.AWAIT_CONDITION, after_ms=30_000),
         RoleChanged(old=Role.FOLLOWER, new=Role.AWAIT_CONDITION, leader_id=S2),
+        StartTimer(key=TimerKind.AWAIT_CONDITION, after_ms=30_000),
     ]
 
 
@@ -123,8 +123,8 @@ def test_follower_with_a_term_mismatch_replies_last_applied_plus_one() -> None:
         SendRpc(
             to=S2, rpc=AppendEntriesReply(term=2, success=False, next_index=2, last_index=1, last_term=1)
         ),
-        StartTimer(key=TimerKind.AWAIT_CONDITION, after_ms=30_000),
         RoleChanged(old=Role.FOLLOWER, new=Role.AWAIT_CONDITION, leader_id=S2),
+        StartTimer(key=TimerKind.AWAIT_CONDITION, after_ms=30_000),
     ]
 
 
@@ -258,6 +258,7 @@ def test_follower_replies_to_heartbeats_with_the_highest_query_index_seen() -> N
 
 def test_election_timeout_starts_a_pre_vote_round_with_a_persisted_self_vote() -> None:
     core = single(term=3, entries=[usr(1, 2)])
+    assert core.start() == [StartTimer(key=TimerKind.ELECTION, after_ms=SHORT_MS)]  # a restarted server
     pre_vote = PreVoteRpc(1, 0, 3, 42, S1, 1, 2)
     assert core.handle(TimerFired(key=TimerKind.ELECTION)) == [
         PersistMeta(term=3, voted_for=S1),
@@ -379,8 +380,8 @@ def test_follower_installs_a_snapshot_sent_in_chunks() -> None:
     assert core.handle(PingRequest(from_="p")) == []
     last = InstallSnapshotRpc(1, S2, meta, ChunkState(2, "last"), data[5:])
     assert core.handle(PeerMessage(sender=S2, msg=last, call="c2")) == [
-        CancelTimer(key=TimerKind.RECEIVE_SNAPSHOT),
         InstallSnapshot(meta=meta, state={"a": 1}),
+        CancelTimer(key=TimerKind.RECEIVE_SNAPSHOT),
         RoleChanged(old=Role.RECEIVE_SNAPSHOT, new=Role.FOLLOWER, leader_id=S2),
         SendRpc(to=S2, rpc=result, reply_to="c2"),
     ]
@@ -407,3 +408,13 @@ def test_snapshot_chunks_below_the_expected_one_are_acknowledged_and_ignored() -
         SendRpc(to=S2, rpc=InstallSnapshotResult(term=1, last_index=4, last_term=1))
     ]
     assert core.role == Role.RECEIVE_SNAPSHOT
+
+
+def test_a_timer_that_fires_after_being_cancelled_is_ignored() -> None:
+    """Timers are state timeouts (ra-internals §8.1): a cancelled one racing its cancel has no effect."""
+    core = single(term=1)
+    core.handle(aer(1, 0, (0, 0)))
+    core.handle(PeerDown(server_id=S2, reason="noconnection"))
+    core.handle(aer(1, 0, (0, 0)))  # cancels the election timer
+    assert core.handle(TimerFired(key=TimerKind.ELECTION)) == []
+    assert core.role == Role.FOLLOWER

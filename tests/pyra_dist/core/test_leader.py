@@ -269,8 +269,8 @@ def test_transfer_leadership_casts_try_become_leader_and_waits() -> None:
     assert c.handle("s1", TransferLeadershipRequest(target=S2, from_="a")) == [
         SendRpc(to=S2, rpc=TryBecomeLeader()),
         Reply(to="a", reply=AtomReply(atom="ok")),
-        StartTimer(key=TimerKind.AWAIT_CONDITION, after_ms=30_000),
         RoleChanged(old=Role.LEADER, new=Role.AWAIT_CONDITION, leader_id=S1),
+        StartTimer(key=TimerKind.AWAIT_CONDITION, after_ms=30_000),
     ]
     c.settle()
     assert c["s2"].role == Role.LEADER and c["s1"].role == Role.FOLLOWER

@@ -5,7 +5,13 @@ from __future__ import annotations
 from raft_harness import S1, S2, S3, make_cluster, noop, single, usr
 
 from pyra_dist.core.effects import PersistMeta, Reply, SendRpc, WrapReply
-from pyra_dist.core.events import CommandRequest, LogWritten, PeerMessage, QueryRequest, TimerFired, TimerKind
+from pyra_dist.core.events import (
+    CommandRequest,
+    LogWritten,
+    PeerMessage,
+    QueryRequest,
+    TriggerElection,
+)
 from pyra_dist.core.messages import (
     AppendEntriesReply,
     AppendEntriesRpc,
@@ -59,7 +65,7 @@ def test_a_candidate_wins_with_votes_from_a_majority_of_the_full_cluster() -> No
     """§5.2: "A candidate wins an election if it receives votes from a majority of the servers in the
     full cluster for the same term." """
     core = single(term=0, members=("s1", "s2", "s3", "s4", "s5"))
-    core.handle(TimerFired(key=TimerKind.ELECTION))
+    core.handle(TriggerElection())
     core.handle(PeerMessage(sender=S2, msg=PreVoteResult(0, 42, True)))
     core.handle(PeerMessage(sender=S3, msg=PreVoteResult(0, 42, True)))
     core.handle(PeerMessage(sender=S2, msg=RequestVoteResult(1, True)))
@@ -72,7 +78,7 @@ def test_a_candidate_accepts_a_leader_of_its_own_term() -> None:
     """§5.2: "If the leader's term ... is at least as large as the candidate's current term, then the
     candidate recognizes the leader as legitimate and returns to follower state." """
     core = single(term=0)
-    core.handle(TimerFired(key=TimerKind.ELECTION))
+    core.handle(TriggerElection())
     core.handle(PeerMessage(sender=S2, msg=PreVoteResult(0, 42, True)))
     core.handle(PeerMessage(sender=S3, msg=AppendEntriesRpc(1, S3, 0, 0, 0, ())))
     assert core.role == Role.FOLLOWER and core.leader_id == S3
@@ -115,7 +121,7 @@ def test_entries_of_previous_terms_are_not_committed_by_counting_replicas() -> N
     """§5.4.2: "Raft never commits log entries from previous terms by counting replicas. Only log
     entries from the leader's current term are committed by counting replicas." """
     core = single(term=2, entries=[noop(1, 1), usr(2, 1)], voted_for=None)
-    core.handle(TimerFired(key=TimerKind.ELECTION))
+    core.handle(TriggerElection())
     core.handle(PeerMessage(sender=S2, msg=PreVoteResult(2, 42, True)))
     core.handle(PeerMessage(sender=S2, msg=RequestVoteResult(3, True)))
     assert core.role == Role.LEADER  # its noop (3, 3) is appended, unwritten
