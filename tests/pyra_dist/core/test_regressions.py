@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from raft_harness import S1, S2, make_cluster, noop, single, usr
+from raft_harness import S1, S2, S3, make_cluster, noop, sid, single, usr
 
-from pyra_dist.core.effects import AppendToLog, SendRpc, TruncateLog
-from pyra_dist.core.events import CommandRequest, LogWritten, PeerMessage
+from pyra_dist.core.effects import AppendToLog, SendRpc, TruncateLog, WrapReply
+from pyra_dist.core.events import CommandRequest, JoinRequest, LeaveRequest, LogWritten, PeerMessage
 from pyra_dist.core.messages import AppendEntriesReply, AppendEntriesRpc
-from pyra_dist.types import Role
+from pyra_dist.types import AFTER_LOG_APPEND, AWAIT_CONSENSUS, Role
 
 
 def aer(term: int, commit: int, prev: tuple[int, int], *entries: object) -> PeerMessage:
@@ -95,3 +95,28 @@ def test_an_append_conflicting_with_a_committed_entry_is_dropped() -> None:
     core.handle(aer(3, 3, (3, 2)))
     assert core.handle(aer(3, 3, (1, 2), usr(2, 3))) == []
     assert core.last_index_term() == (3, 2) and core.role == Role.FOLLOWER
+
+
+# -- Ra PR 516: liveness after member removal; Ra 2.9.1: cluster config recovered after a crash -------
+
+
+def test_removing_a_down_member_commits_with_the_remaining_majority_and_keeps_committing() -> None:
+    c = make_cluster()
+    c.elect("s1")
+    c.down = {S3}
+    c.handle("s1", LeaveRequest(server_id=S3, reply_mode=AWAIT_CONSENSUS, from_="admin"))
+    c.settle()
+    assert ("admin", WrapReply(reply="ok")) in c.replies
+    c.handle("s1", CommandRequest(data=("put", "a", 1), reply_mode=AWAIT_CONSENSUS, from_="client"))
+    c.settle()
+    assert ("client", WrapReply(reply="ok")) in c.replies
+    assert c["s1"].cluster == (S1, S2) and c["s1"].cluster_change_permitted
+
+
+def test_the_latest_cluster_config_is_recovered_from_the_log_after_a_crash() -> None:
+    c = make_cluster(names=("s1", "s2", "s3", "s4"), initial=("s1", "s2", "s3"))
+    c.elect("s1")
+    c.handle("s1", JoinRequest(server_id=sid("s4"), reply_mode=AFTER_LOG_APPEND, from_="admin"))
+    c.settle()
+    c.restart("s2")
+    assert c["s2"].cluster == (S1, S2, S3, sid("s4"))
