@@ -152,7 +152,8 @@ class Peers:
         log.info("%s: connection up to %s", self._node.name, peer)
         self._node._node_up(peer, published=bool(channel.flags & DistFlags.PUBLISHED))
         for signal in self._pending.pop(peer, []):
-            self._write(channel, signal)
+            # Queued while connecting: nobody is left to raise an encoding error to.
+            self._write(channel, signal, raise_errors=False)
 
     # -- Handler -----------------------------------------------------------------------
 
@@ -189,7 +190,10 @@ class Peers:
         if peer not in self._connecting:
             self._connecting[peer] = self._node.task_group.create_task(self._connect(peer))
 
-    def _write(self, channel: DistChannel, signal: s.Signal) -> None:
+    def _write(self, channel: DistChannel, signal: s.Signal, *, raise_errors: bool = True) -> None:
+        """Send one signal. An unencodable message raises (``!`` of a bad term is the caller's
+        error) unless ``raise_errors`` is False; other unencodable signals (exit reasons) are
+        logged and dropped, since their sender is already gone."""
         wire = signal_to_control(signal, channel.flags)
         if wire is None:
             return
@@ -199,7 +203,7 @@ class Peers:
         except ConnectionLost:
             pass  # on_closed fans out noconnection
         except (EncodeError, CodecError, DistProtocolError):
-            if isinstance(signal, s.Message | s.NamedMessage | s.AliasMessage):
+            if raise_errors and isinstance(signal, s.Message | s.NamedMessage | s.AliasMessage):
                 raise
             log.exception("%s: cannot encode %r; dropped", self._node.name, signal)
 

@@ -101,6 +101,8 @@ class SyncNode:
         Raises:
             ErlInteropError (or OSError): the node could not start.
         """
+        if self._thread is not None:
+            return self  # already started (e.g. by Node.start_sync, then used in a with block)
         self._thread = threading.Thread(target=self._thread_main, name=f"SyncNode {self._name}", daemon=True)
         self._thread.start()
         self._node = self._ready.result(timeout)

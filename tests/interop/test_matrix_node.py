@@ -174,6 +174,39 @@ def test_send_and_receive_in_both_directions(pair: Pair, initiator: str) -> None
         inbox.close()
 
 
+def test_first_send_to_an_unconnected_peer_connects_on_demand(pair: Pair) -> None:
+    pair.ev("register(od_inbox, self()).", "Process.register(self(), :od_inbox)")
+    pair.node.run(_disconnect(pair.node, pair.peer.node))
+    deadline = time.monotonic() + 10
+    while pair.peer_sees_us():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    pair.node.send((Atom("od_inbox"), pair.peer.node), (Atom("on_demand"), 1))
+    assert pair.ev(
+        "receive {on_demand, _} = OnDemand -> OnDemand after 10000 -> timeout end.",
+        "receive do {:on_demand, _} = m -> m after 10000 -> :timeout end",
+    ) in ("{on_demand,1}", "{:on_demand, 1}")
+    pair.ev("unregister(od_inbox).", "Process.unregister(:od_inbox)")
+
+
+def test_python_sends_to_an_erlang_alias(pair: Pair) -> None:
+    pair.reconnect("erlang")
+    inbox = pair.node.process(name="inbox2")
+    try:
+        pair.ev(
+            "PyAlias = alias(), {inbox2, '%s'} ! {alias_is, PyAlias}." % pair.py,
+            "py_alias = :erlang.alias(); send({:inbox2, :'%s'}, {:alias_is, py_alias})" % pair.py,
+        )
+        _, alias = inbox.receive(timeout=10)
+        inbox.send(alias, Atom("via_alias"))
+        assert pair.ev(
+            "receive via_alias -> got after 10000 -> timeout end.",
+            "receive do :via_alias -> :got after 10000 -> :timeout end",
+        ) in ("got", ":got")
+    finally:
+        inbox.close()
+
+
 def test_gen_server_and_gen_statem_calls_into_python(pair: Pair) -> None:
     pair.reconnect("erlang")
     assert pair.ev(

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from erl_interop import NO_REPLY, CallExit, CallTimeout, GenServer, Node, NoProc
+from erl_interop import NO_REPLY, CallExit, CallTimeout, GenServer, Node, NodeDown, NoProc
 from erl_interop.node.gen_server import From
 from erl_interop.term import Atom, ImproperList, Term
 
@@ -101,6 +101,11 @@ async def test_call_timeout_raises_and_the_late_reply_is_dropped(node: Node) -> 
         await node.call(Atom("kv"), Atom("slow"), timeout=0.05)
     # The server still answers later; the reply goes to a dead temporary process.
     assert await node.call(Atom("kv"), (Atom("get"), 1), timeout=5) == Atom("undefined")
+
+
+async def test_call_to_an_unreachable_node_raises_node_down(node: Node) -> None:
+    with pytest.raises(NodeDown):
+        await node.call((Atom("srv"), Atom("far@nowhere")), Atom("ping"))
 
 
 async def test_net_kernel_answers_is_auth_with_yes(node: Node) -> None:

@@ -100,7 +100,7 @@ async def test_a_name_already_registered_in_epmd_is_refused(
 
 
 def test_sync_facade_runs_a_node_in_a_background_thread(cookie: str, node_name: Callable[[str], str]) -> None:
-    with SyncNode(node_name("s"), cookie=cookie) as s, SyncNode(node_name("t"), cookie=cookie) as t:
+    with SyncNode(node_name("s"), cookie=cookie) as s, Node.start_sync(node_name("t"), cookie=cookie) as t:
         t.expose("m", "neg", lambda x: -x)
         assert s.ping(t.name) is True
         assert s.rpc(t.name, "m", "neg", [4]) == -4
@@ -117,3 +117,17 @@ async def test_node_exit_stops_all_process_tasks(cookie: str, node_name: Callabl
         p = a.spawn(forever)
     assert p.task is not None and p.task.done()
     assert p.exit_reason == Atom("shutdown")
+
+
+async def test_sending_an_unencodable_message_raises_and_keeps_the_connection(
+    cookie: str, node_name: Callable[[str], str]
+) -> None:
+    from erl_interop import EncodeError
+
+    async with Node(node_name("a"), cookie=cookie) as a, Node(node_name("b"), cookie=cookie) as b:
+        inbox = b.process(name="inbox")
+        assert await a.ping(b.name)
+        with pytest.raises(EncodeError):
+            a.send((Atom("inbox"), b.name), float("nan"))
+        a.send((Atom("inbox"), b.name), 1.5)
+        assert await inbox.receive(timeout=10) == 1.5
