@@ -23,7 +23,7 @@ import secrets
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -309,7 +309,42 @@ ELIXIR = Scenario(
     ),
 )
 
-SCENARIOS: tuple[Scenario, ...] = (QUICKSTART, ERRORS, MEMBERSHIP, MINORITY, BARE_RPC, ELIXIR)
+# Destructive, so last: the leader's node is SIGKILLed (issue 5 tests: failover, nothing
+# acknowledged lost; the new leader is one of the survivors, which one is not deterministic).
+FAILOVER = Scenario(
+    "failover",
+    "ra_client",
+    (
+        Step(UNTIL_FUN, "#Fun<erl_eval>"),
+        Step(
+            "ra:start_cluster(default, fo, {simple, fun erlang:'+'/2, 0}, "
+            "[{fo, $N1}, {fo, $N2}, {fo, $N3}]).",
+            "{ok,[{fo,$N3},{fo,$N2},{fo,$N1}],[]}",
+        ),
+        Step("ra:process_command({fo, $N2}, 5).", "{ok,5,{fo,$N1}}"),
+        Step("!kill $N1", "killed"),
+        Step("ra:ping({fo, $N1}, 1000).", "{error,nodedown}"),
+        Step("ra:process_command({fo, $N1}, 1).", "{error,nodedown}"),
+        # A survivor notices (monitor DOWN noconnection) and wins an election.
+        Step(
+            "Until(fun() -> case ra:members([{fo, $N2}, {fo, $N3}], 1000) of "
+            "{ok, Ms, L} -> {ok, Ms, lists:member(L, [{fo, $N2}, {fo, $N3}])}; E -> E end end, "
+            "fun(R) -> element(1, R) == ok end, 200).",
+            "{ok,[{fo,$N1},{fo,$N2},{fo,$N3}],true}",
+        ),
+        Step(
+            "case ra:process_command({fo, $N3}, 1, 10000) of "
+            "{ok, R, L} -> {ok, R, lists:member(L, [{fo, $N2}, {fo, $N3}])}; E -> E end.",
+            "{ok,6,true}",
+        ),
+        Step(
+            "element(2, ra:consistent_query([{fo, $N2}, {fo, $N3}], fun(S) -> S end)).",
+            "6",
+        ),
+    ),
+)
+
+SCENARIOS: tuple[Scenario, ...] = (QUICKSTART, ERRORS, MEMBERSHIP, MINORITY, BARE_RPC, ELIXIR, FAILOVER)
 
 
 _PID = re.compile(r"<\d+\.\d+\.\d+>|#PID<\d+\.\d+\.\d+>")
@@ -353,8 +388,16 @@ class Outcome:
         return self.actual == self.step.expect
 
 
+KILL = "!kill "
+"""A step whose ``expr`` is ``!kill $Nk`` SIGKILLs server node k (the OS process) and answers ``killed``."""
+
+
 def run_scenario(
-    shell: ErlPeer, nodes: Sequence[str], scenario: Scenario, timeout: float = 60.0
+    shell: ErlPeer,
+    nodes: Sequence[str],
+    scenario: Scenario,
+    timeout: float = 60.0,
+    kill: Callable[[int], None] | None = None,
 ) -> list[Outcome]:
     """Evaluate every step of ``scenario`` in ``shell`` against servers on ``nodes``.
 
@@ -363,6 +406,7 @@ def run_scenario(
         nodes: the three server nodes' full names (``$N1``..``$N3``).
         scenario: the steps to run, in order.
         timeout: per-step limit in seconds.
+        kill: SIGKILLs server node ``k`` (1-based), for ``!kill $Nk`` steps.
 
     Returns:
         One outcome per step, in order (steps after a failure still run: later answers help
@@ -370,6 +414,12 @@ def run_scenario(
     """
     outcomes: list[Outcome] = []
     for step in scenario.steps:
+        if step.expr.startswith(KILL):
+            if kill is None:
+                raise ValueError(f"scenario {scenario.name} kills nodes: pass kill=")
+            kill(int(step.expr.removeprefix(KILL).strip().removeprefix("$N")))
+            outcomes.append(Outcome(step, "killed"))
+            continue
         expr = substitute(step.expr, nodes, scenario.shell)
         try:
             text = shell.eval(expr, timeout=timeout)
@@ -459,6 +509,10 @@ class RaCluster:
     def nodes(self) -> list[str]:
         return [p.node for p in self.peers]
 
+    def kill(self, k: int) -> None:
+        """SIGKILL node ``k`` (1-based)."""
+        self.peers[k - 1].kill()
+
 
 @contextlib.contextmanager
 def ra_cluster(
@@ -503,6 +557,11 @@ class PyraCluster:
 
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     nodes: list[str] = field(default_factory=list)
+
+    def kill(self, k: int) -> None:
+        """SIGKILL node ``k`` (1-based), only that child, by pid."""
+        self.procs[k - 1].kill()
+        self.procs[k - 1].wait(10)
 
 
 @contextlib.contextmanager
@@ -571,6 +630,13 @@ class MixedCluster:
     @property
     def nodes(self) -> list[str]:
         return [*self.ra.nodes, *self.pyra.nodes]
+
+    def kill(self, k: int) -> None:
+        """SIGKILL node ``k`` (1 is the Ra node)."""
+        if k == 1:
+            self.ra.kill(1)
+        else:
+            self.pyra.kill(k - 1)
 
 
 @contextlib.contextmanager
@@ -706,7 +772,9 @@ def main(argv: Sequence[str]) -> int:
         for scenario in SCENARIOS:
             if wanted and scenario.name not in wanted:
                 continue
-            outcomes = run_scenario(shells.for_kind(scenario.shell), servers.nodes, scenario)
+            outcomes = run_scenario(
+                shells.for_kind(scenario.shell), servers.nodes, scenario, kill=servers.kill
+            )
             failed += sum(not o.ok for o in outcomes)
             print(report(scenario, outcomes), flush=True)
     return 1 if failed else 0

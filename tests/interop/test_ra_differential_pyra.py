@@ -38,5 +38,5 @@ def pyra_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PyraC
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
 def test_pyra_nodes_answer_like_ra_2_2_0(pyra_nodes: tuple[PyraCluster, Shells], scenario: Scenario) -> None:
     cluster, shells = pyra_nodes
-    outcomes = run_scenario(shells.for_kind(scenario.shell), cluster.nodes, scenario)
+    outcomes = run_scenario(shells.for_kind(scenario.shell), cluster.nodes, scenario, kill=cluster.kill)
     assert_same_as_ra(scenario, outcomes)
