@@ -131,7 +131,10 @@ class SimNetwork(Generic[A, M]):
 
     def connected(self, src: A, dst: A) -> bool:
         """Whether a message from ``src`` to ``dst`` would currently get through."""
-        return (src, dst) not in self._blocked and dst not in self._down
+        # Fast path first: most of the time nothing is cut or down.
+        if self._down and dst in self._down:
+            return False
+        return not self._blocked or (src, dst) not in self._blocked
 
     # -- traffic --------------------------------------------------------------------------------
 

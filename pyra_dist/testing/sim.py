@@ -35,6 +35,7 @@ import hashlib
 import random
 import sys
 import time
+import traceback
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -99,7 +100,16 @@ from pyra_dist.testing.network import NetworkConfig, SimNetwork
 from pyra_dist.testing.workload import RecordingMachine, RegisterKvMachine, command_for, random_op
 from pyra_dist.types import AFTER_LOG_APPEND, AWAIT_CONSENSUS, Entry, Index, Role, ServerId, Term
 
-__all__ = ["CoreFactory", "SimCluster", "SimConfig", "SimResult", "main", "run_seeds"]
+__all__ = [
+    "PROFILES",
+    "CoreFactory",
+    "SimCluster",
+    "SimConfig",
+    "SimResult",
+    "main",
+    "replay_command",
+    "run_seeds",
+]
 
 Meta: TypeAlias = tuple[Term, ServerId | None, Index]
 CoreFactory: TypeAlias = Callable[[CoreConfig, LogView, Meta], RaftCore]
@@ -122,6 +132,8 @@ class SimConfig:
         think_ms: a client waits uniform(0, think_ms) between operations.
         consistent_reads: fraction of reads sent as consistent queries instead of commands.
         release_every: the machine emits ``release_cursor`` at every index divisible by this.
+        snapshot_interval: the core's ``snapshot_interval`` (Ra: 4096): a release cursor takes a
+            snapshot once it is this far past the last one; small, so snapshots happen constantly.
         disk_ms: (min, max) delay of a log write, a snapshot write and a last_applied write.
         tick_ms: period of the ``Tick`` event (Ra's ``tick_timeout``).
         detector_ms: period of the failure detector (aten stand-in) that emits NodeDown/NodeUp.
@@ -140,6 +152,7 @@ class SimConfig:
     think_ms: int = 60
     consistent_reads: float = 0.25
     release_every: int = 4
+    snapshot_interval: int = 6
     disk_ms: tuple[int, int] = (1, 8)
     tick_ms: int = 1000
     detector_ms: int = 250
@@ -373,6 +386,7 @@ class SimCluster:
                 RegisterKvMachine(self.config.release_every), partial(self._applied, server)
             ),
             rng=random.Random(self._core_rng.getrandbits(64)),
+            snapshot_interval=self.config.snapshot_interval,
         )
         term, voted_for = server.meta
         server.core = None
@@ -420,7 +434,17 @@ class SimCluster:
             return
         self.steps += 1
         self._note(f"{server.id} <- {event!r}" if self._keep_trace else f"{server.id} {type(event).__name__}")
-        effects = core.handle(event)
+        try:
+            effects = core.handle(event)
+        except Exception as exc:  # a crashing core is a finding, reported with its seed
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            self.checker.violations.append(
+                Violation(
+                    "core_exception",
+                    f"{server.id} handling {event!r}: {exc!r} at {where.filename}:{where.lineno}",
+                )
+            )
+            return
         self._execute(server, effects)
         if server.core is core:
             shadow = server.shadow if core.role == Role.LEADER else None
@@ -862,6 +886,23 @@ class SimCluster:
 # ---------------------------------------------------------------------------------------------
 
 
+PROFILES: dict[str, SimConfig] = {
+    "default": SimConfig(),
+    # What the CI test runs: short histories, about 450 steps each.
+    "ci": SimConfig(duration_ms=1200, settle_ms=2600, clients=2),
+    # Longer and nastier: lossy network, frequent faults, more clients and keys.
+    "harsh": SimConfig(
+        duration_ms=8000,
+        settle_ms=5000,
+        clients=4,
+        keys=3,
+        network=NetworkConfig(drop=0.1, duplicate=0.1, min_delay_ms=1, max_delay_ms=40),
+        faults=FaultConfig(min_interval_ms=100, max_interval_ms=600, restart_after_ms=(10, 1500)),
+    ),
+}
+"""Named history profiles for the command line (``--profile``)."""
+
+
 def servers_for_seed(seed: int) -> int:
     """The default cluster size for a seed: 3, 5 and 7 in turn (3 twice as often)."""
     return (3, 5, 3, 7)[seed % 4]
@@ -914,10 +955,12 @@ def run_seeds(
     return summary
 
 
-def replay_command(result: SimResult) -> str:
-    """The shortest command that reproduces ``result``."""
+def replay_command(result: SimResult, profile: str = "default") -> str:
+    """The shortest command that reproduces ``result`` (run with profile ``profile``)."""
+    extra = "" if profile == "default" else f" --profile {profile}"
     return (
-        f"python -m pyra_dist.testing.sim --seed {result.seed} --seeds 1 --servers {result.servers} --trace"
+        f"python -m pyra_dist.testing.sim --seed {result.seed} --seeds 1 --servers {result.servers}"
+        f"{extra} --trace"
     )
 
 
@@ -938,24 +981,24 @@ def main(argv: Sequence[str] | None = None, *, core_factory: CoreFactory = _defa
     parser.add_argument("--seeds", type=int, default=100, help="number of histories")
     parser.add_argument("--seed", type=int, default=0, help="first seed")
     parser.add_argument("--servers", type=int, choices=(3, 5, 7), default=None, help="cluster size")
-    parser.add_argument(
-        "--trace", action="store_true", help="print the trace of failing (or single) histories"
-    )
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="default", help="history profile")
+    parser.add_argument("--trace", action="store_true", help="with --seeds 1: print the history's trace")
     args = parser.parse_args(argv)
     seeds = range(args.seed, args.seed + args.seeds)
+    profile = PROFILES[args.profile]
     started = time.perf_counter()  # reporting only: never influences a history
-    summary = run_seeds(seeds, servers=args.servers, core_factory=core_factory)
+    summary = run_seeds(seeds, servers=args.servers, config=profile, core_factory=core_factory)
     seconds = time.perf_counter() - started
     violations = sum(len(r.violations) for r in summary.failures)
     if args.trace and args.seeds == 1:
-        cfg = SimConfig(servers=args.servers or servers_for_seed(args.seed))
+        cfg = replace(profile, servers=args.servers or servers_for_seed(args.seed))
         for line in SimCluster(args.seed, cfg, core_factory=core_factory, trace=True).run().trace:
             print(line)
     for failure in summary.failures:
         print(f"FAILED seed={failure.seed} servers={failure.servers}")
         for v in failure.violations:
             print(f"  {v}")
-        print(f"  replay: {replay_command(failure)}")
+        print(f"  replay: {replay_command(failure, args.profile)}")
     rate = summary.histories / seconds if seconds > 0 else 0.0
     print(
         f"sim: histories={summary.histories} steps={summary.steps} violations={violations} "

@@ -7,6 +7,7 @@ simulator must report a violation of the expected kind among the first ``SEEDS``
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import pytest
 
@@ -16,7 +17,9 @@ from pyra_dist.core.log_view import LogView
 from pyra_dist.core.messages import AppendEntriesRpc, RequestVoteRpc
 from pyra_dist.core.server import RaftCore
 from pyra_dist.core.state import CoreConfig
-from pyra_dist.testing.sim import Meta, RunSummary, SimConfig, main, run_seeds
+from pyra_dist.testing.faults import Fault, FaultConfig
+from pyra_dist.testing.network import NetworkConfig
+from pyra_dist.testing.sim import PROFILES, Meta, RunSummary, SimConfig, main, run_seeds
 from pyra_dist.types import Role
 
 # Upper bound on the seeds each broken core may survive; runs stop at the first failure, so a
@@ -91,8 +94,15 @@ def test_commit_without_majority_is_caught() -> None:
     assert kinds & {"commit_durability", "state_machine_safety", "linearizability", "acknowledged_lost"}
 
 
+# Two candidates in one term are rare with pre-vote; elections triggered every 10-60 ms make them common.
+ELECTION_STORM = replace(
+    PROFILES["ci"],
+    faults=FaultConfig(min_interval_ms=10, max_interval_ms=60, weights=((Fault.TRIGGER_ELECTION, 1),)),
+)
+
+
 def test_two_votes_in_one_term_are_caught() -> None:
-    kinds = _kinds(_first_failure(VoteTwiceInOneTerm))
+    kinds = _kinds(_first_failure(VoteTwiceInOneTerm, ELECTION_STORM))
     assert "election_safety" in kinds
 
 
@@ -101,8 +111,14 @@ def test_apply_before_commit_is_caught() -> None:
     assert kinds & {"commit_durability", "state_machine_safety", "linearizability"}
 
 
+# Stale appends need duplicated and reordered messages: 30 % duplicates, delays spread over 1-60 ms.
+DUPLICATE_STORM = replace(
+    PROFILES["ci"], network=NetworkConfig(drop=0.02, duplicate=0.3, min_delay_ms=1, max_delay_ms=60)
+)
+
+
 def test_truncating_below_the_commit_index_is_caught() -> None:
-    kinds = _kinds(_first_failure(TruncateOnDuplicateAppend))
+    kinds = _kinds(_first_failure(TruncateOnDuplicateAppend, DUPLICATE_STORM))
     assert kinds & {"committed_entry_rewritten", "commit_durability"}
 
 

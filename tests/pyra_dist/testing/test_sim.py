@@ -7,12 +7,12 @@ import re
 import pytest
 
 from pyra_dist.testing.linearizability import CheckOutcome
-from pyra_dist.testing.sim import SimCluster, SimConfig, main, run_seeds
+from pyra_dist.testing.sim import PROFILES, SimCluster, SimConfig, main, run_seeds
 
 # Sized so that the CI run (below) stays within the directory's time budget on a loaded 2-core box:
 # short histories (1.2 s of faults, then 2.6 s to settle, 2 clients), about 450 steps each.
 CI_SEEDS = 2000
-CI_PROFILE = SimConfig(duration_ms=1200, settle_ms=2600, clients=2)
+CI_PROFILE = PROFILES["ci"]
 
 
 def test_same_seed_gives_the_same_history_byte_for_byte() -> None:
