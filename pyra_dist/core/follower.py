@@ -152,14 +152,7 @@ class FollowerRole(CommonRole):
             return
         if check is PrevCheck.MISMATCH:
             # Ra replies with last_applied: everything applied is committed, so it matches the leader.
-            applied_term = self.log.term_at(self.last_applied)
-            reply = AppendEntriesReply(
-                term=self.current_term,
-                success=False,
-                next_index=self.last_applied + 1,
-                last_index=self.last_applied,
-                last_term=applied_term if applied_term is not None else 0,
-            )
+            reply = self.applied_reply()
             effects.append(SendRpc(to=rpc.leader_id, rpc=reply))
             self.enter_await_condition(reply, effects)
             return
@@ -191,6 +184,17 @@ class FollowerRole(CommonRole):
                 self.log_truncate(cut, effects)
         self.advance_commit(min(rpc.leader_commit, verified), effects)
         self.send_aer_reply(rpc, True, effects)
+
+    def applied_reply(self) -> AppendEntriesReply:
+        """The mismatch-form failure reply: ``next = last_applied + 1``, ``last = last_applied``."""
+        applied_term = self.log.term_at(self.last_applied)
+        return AppendEntriesReply(
+            term=self.current_term,
+            success=False,
+            next_index=self.last_applied + 1,
+            last_index=self.last_applied,
+            last_term=applied_term if applied_term is not None else 0,
+        )
 
     def aer_reply(self, success: bool) -> AppendEntriesReply:
         """Build Ra's reply: next = last index + 1 (incl. unwritten), last = last written entry."""
@@ -342,11 +346,14 @@ class FollowerRole(CommonRole):
             effects.append(SendRpc(to=rpc.leader_id, rpc=result, reply_to=event.call))
             return
         meta = rpc.meta
-        if (
-            rpc.chunk_state.number != 1
-            or meta.index <= self.last_applied
-            or meta.machine_version > self.config.machine.version()
-        ):
+        if rpc.chunk_state.number == 1 and meta.index <= self.last_applied:
+            # We already have everything the snapshot covers. Ra 2.2.0 stays silent (its sender then
+            # hangs for 120 s); like Ra main we answer with the mismatch-form AER reply so that the
+            # leader resumes append entries from our last applied index (ra-internals §2.5 "main").
+            self.set_leader(rpc.leader_id, effects)
+            effects.append(SendRpc(to=rpc.leader_id, rpc=self.applied_reply(), reply_to=event.call))
+            return
+        if rpc.chunk_state.number != 1 or meta.machine_version > self.config.machine.version():
             return  # not answered at all (Ra 2.2.0)
         self.set_leader(rpc.leader_id, effects)
         self.disarm_election_timer(effects)

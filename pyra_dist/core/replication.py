@@ -101,6 +101,10 @@ class ReplicationMixin(CommonRole):
         p = self.peers.get(peer)
         if p is None or reply.term != self.current_term:
             return
+        if p.status == "sending_snapshot":
+            # The peer refused the snapshot because it already has what it covers (it answers a
+            # chunk with an AER reply, as Ra main does): resume append entries from its view.
+            self.end_snapshot_transfer(p)
         last = self.log.last_index
         if reply.success:
             # Log Matching (Raft §5.3): the follower's last written entry equals ours only if the terms
@@ -181,9 +185,7 @@ class ReplicationMixin(CommonRole):
         p.snapshot_ticks = 0
         if p.snapshot_chunk * self.config.snapshot_chunk_size >= len(p.snapshot_data):
             index = p.snapshot_meta.index
-            p.status = "normal"
-            p.snapshot_data = b""
-            p.snapshot_meta = None
+            self.end_snapshot_transfer(p)
             p.match_index = max(p.match_index, index)
             p.next_index = p.match_index + 1
             self.maybe_commit(effects)
@@ -191,6 +193,13 @@ class ReplicationMixin(CommonRole):
         else:
             p.snapshot_chunk += 1
             self.send_snapshot_chunk(peer, p, effects)
+
+    def end_snapshot_transfer(self, p: PeerProgress) -> None:
+        """Back to append entries for this peer."""
+        p.status = "normal"
+        p.snapshot_data = b""
+        p.snapshot_meta = None
+        p.snapshot_chunk = 0
 
     def tick_snapshot_transfers(self, effects: list[Effect]) -> None:
         """A transfer without progress for ``snapshot_send_ticks`` ticks is restarted (Ra: the sender
@@ -201,9 +210,7 @@ class ReplicationMixin(CommonRole):
                 continue
             p.snapshot_ticks += 1
             if p.snapshot_ticks >= self.config.snapshot_send_ticks:
-                p.status = "normal"
-                p.snapshot_data = b""
-                p.snapshot_meta = None
+                self.end_snapshot_transfer(p)
                 p.next_index = p.match_index + 1
                 self.replicate(peer, effects)
 

@@ -8,10 +8,12 @@ from raft_harness import S1, S2, S3, Cluster, make_cluster, sid
 
 from pyra_dist.core.effects import (
     ErrorReply,
+    InstallSnapshot,
     LocalQueryReply,
     MachineEffect,
     OkReply,
     Redirect,
+    SendRpc,
     Stop,
     WrapReply,
 )
@@ -26,6 +28,7 @@ from pyra_dist.core.events import (
     Tick,
     TimerFired,
     TimerKind,
+    TriggerElection,
 )
 from pyra_dist.core.machine import (
     ApplyMeta,
@@ -36,7 +39,7 @@ from pyra_dist.core.machine import (
     MachineVersionChange,
     SendMsg,
 )
-from pyra_dist.core.messages import AppendEntriesRpc, InstallSnapshotRpc
+from pyra_dist.core.messages import AppendEntriesReply, AppendEntriesRpc, InstallSnapshotRpc
 from pyra_dist.machines.kv import KvMachine
 from pyra_dist.types import (
     AFTER_LOG_APPEND,
@@ -361,3 +364,36 @@ def test_local_queries_may_be_stale_on_a_cut_off_follower() -> None:
         ("q3", LocalQueryReply(index=1, term=1, result={}, leader=S1)),
         ("q1", LocalQueryReply(index=2, term=1, result={"a": 1}, leader=S1)),
     ]
+
+
+def test_a_follower_that_already_has_the_snapshot_contents_makes_the_leader_resume_appends() -> None:
+    """A new leader that never heard from s3 restarts it at next_index 1 (below its snapshot); s3,
+    whose last_applied covers the snapshot, answers chunk 1 with a mismatch-form AER reply (Ra main)
+    instead of staying silent (2.2.0), and replication resumes without a transfer."""
+    c = make_cluster(machine=KvMachine(snapshot_every=5), snapshot_interval=4)
+    c.elect("s1")
+    for i in range(10):
+        put(c, "s1", i, i)
+        c.settle()
+    c.down = {S1}
+
+    def drop_s3_replies(to: object, event: object) -> bool:
+        return (
+            isinstance(event, PeerMessage)
+            and event.sender == S3
+            and isinstance(event.msg, AppendEntriesReply)
+        )
+
+    c.drop = drop_s3_replies  # type: ignore[assignment]
+    c.handle("s2", TriggerElection())
+    c.settle()
+    assert c["s2"].role == Role.LEADER
+    c.drop = None
+    c.handle("s2", Tick(system_time=1))
+    c.settle()
+    assert c["s2"].overview()["peers"][S3]["match_index"] == c["s2"].last_index_term()[0]  # type: ignore[index]
+    assert any(isinstance(e, SendRpc) and isinstance(e.rpc, InstallSnapshotRpc) for e in c.effects_of("s2"))
+    assert not any(isinstance(e, InstallSnapshot) for e in c.effects_of("s3"))
+    put(c, "s2", "after", 1)
+    c.settle()
+    assert c.states()["s3"] == c.states()["s2"]
