@@ -159,10 +159,11 @@ class ServerProcess:
         except asyncio.CancelledError:
             self._finish("killed")
             raise
-        except BaseException as exc:
+        except Exception as exc:
+            # Ra's supervisor would restart it; here the server stops and the system lives on (a crash
+            # must not tear down the TaskGroup that owns every other server).
             _log.exception("%s: server crashed", self.server_id)
             self._finish(("crashed", repr(exc)))
-            raise
 
     def _finish(self, reason: object) -> None:
         self._stopped = True
