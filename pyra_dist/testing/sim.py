@@ -135,6 +135,8 @@ class SimConfig:
         snapshot_interval: the core's ``snapshot_interval`` (Ra: 4096): a release cursor takes a
             snapshot once it is this far past the last one; small, so snapshots happen constantly.
         disk_ms: (min, max) delay of a log write, a snapshot write and a last_applied write.
+        disk_stall: probability that a log write stalls (a slow fsync); later writes queue behind it.
+        disk_stall_ms: (min, max) duration of a stall.
         tick_ms: period of the ``Tick`` event (Ra's ``tick_timeout``).
         detector_ms: period of the failure detector (aten stand-in) that emits NodeDown/NodeUp.
         network: message fault rates.
@@ -154,6 +156,8 @@ class SimConfig:
     release_every: int = 4
     snapshot_interval: int = 6
     disk_ms: tuple[int, int] = (1, 8)
+    disk_stall: float = 0.01
+    disk_stall_ms: tuple[int, int] = (100, 1500)
     tick_ms: int = 1000
     detector_ms: int = 250
     network: NetworkConfig = field(
@@ -586,6 +590,8 @@ class SimCluster:
     def _disk(self, server: _Server, write: Callable[[], None], done: Event | None) -> None:
         """Queue a durable write; it lands after a random delay, in order, then ``done`` is fed."""
         lo, hi = self.config.disk_ms
+        if self.config.disk_stall and self._disk_rng.random() < self.config.disk_stall:
+            lo, hi = self.config.disk_stall_ms
         at = max(server.disk_free_at, self.clock.now_ms + self._disk_rng.randint(lo, hi))
         server.disk_free_at = at
         epoch = server.disk_epoch
@@ -898,6 +904,7 @@ PROFILES: dict[str, SimConfig] = {
         keys=3,
         network=NetworkConfig(drop=0.1, duplicate=0.1, min_delay_ms=1, max_delay_ms=40),
         faults=FaultConfig(min_interval_ms=100, max_interval_ms=600, restart_after_ms=(10, 1500)),
+        disk_stall=0.05,
     ),
 }
 """Named history profiles for the command line (``--profile``)."""

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import pytest
 
+from pyra_dist.testing.faults import Fault, FaultConfig
 from pyra_dist.testing.linearizability import CheckOutcome
 from pyra_dist.testing.sim import PROFILES, SimCluster, SimConfig, main, run_seeds
 
@@ -57,3 +59,18 @@ def test_cli_prints_one_summary_line_and_exits_zero(capsys: pytest.CaptureFixtur
 def test_soak_of_twenty_thousand_histories_passes() -> None:
     summary = run_seeds(range(100_000, 120_000))
     assert [(r.seed, r.violations) for r in summary.failures] == []
+
+
+def test_members_joining_behind_a_snapshot_catch_up_without_violations() -> None:
+    """Regression (finding F1): a joined member whose next index is below the leader's snapshot got
+    an append with a gap (prev 0, entries after the snapshot) and crashed; it must get a snapshot."""
+    joins = replace(
+        PROFILES["ci"],
+        faults=FaultConfig(min_interval_ms=150, max_interval_ms=400, weights=((Fault.JOIN, 1),)),
+    )
+    installs = 0
+    for seed in range(12):
+        result = SimCluster(seed, replace(joins, servers=3), trace=True).run()
+        assert result.violations == ()
+        installs += sum("InstallSnapshotRpc" in line for line in result.trace)
+    assert installs > 0
