@@ -244,8 +244,9 @@ class ApplyMixin(CoreBase):
         term = self.log.term_at(index)
         if term is None:
             return
+        # The committed configuration (an uncommitted change above may still be overwritten).
         meta = SnapshotMeta(
-            index=index, term=term, cluster=self.members, machine_version=self.effective_machine_version
+            index=index, term=term, cluster=self.base_members, machine_version=self.effective_machine_version
         )
         self.snapshot_in_progress = index
         effects.append(WriteSnapshot(meta=meta, state=state))

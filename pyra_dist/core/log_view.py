@@ -13,7 +13,8 @@ Contract between core and ``LogView`` (etcd's ``Storage`` shape, split as its TO
 * ``term_at(0) == 0``; ``term_at(snapshot.index) == snapshot.term``; below the snapshot: ``None``.
 * After ``InstallSnapshot`` (synchronous) the view holds no entry above or below ``meta.index`` and
   ``snapshot_meta()`` returns ``meta``. After ``SnapshotWritten`` it returns the new meta and entries
-  up to its index may be gone.
+  up to its index may be gone. A ``WriteSnapshot`` that completes after a newer snapshot was
+  installed (or written) must leave the newer one in place.
 """
 
 from __future__ import annotations
