@@ -100,7 +100,9 @@ async def apply_exposed(
         unexposed function gives ``(error, undef, [{M, F, Args, []}])`` as on the BEAM.
     """
     fn = node.exposed(module, function)
-    if fn is None:
+    if fn is None or not _accepts(fn, len(args)):
+        # Erlang functions are Name/Arity: calling an exposed name with an arity the
+        # Python function cannot take is undef too, as on the BEAM.
         return ERROR, UNDEF, [(module, function, args, [])]
     stack: list[Term] = [(module, function, len(args), [])]
     try:
@@ -117,6 +119,18 @@ async def apply_exposed(
         log.info("%s: exposed %s:%s raised %r", node.name, module, function, exc)
         return ERROR, exception_reason(exc), stack
     return RETURN, value, []
+
+
+def _accepts(fn: Any, arity: int) -> bool:
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return True  # no introspectable signature (some builtins): let the call decide
+    try:
+        signature.bind(*range(arity))
+    except TypeError:
+        return False
+    return True
 
 
 class _Rex(GenServer):

@@ -83,6 +83,16 @@ async def test_functions_that_were_not_exposed_are_undef(node: Node) -> None:
     )
 
 
+async def test_calling_an_exposed_function_with_the_wrong_arity_is_undef(node: Node) -> None:
+    with pytest.raises(RpcError) as err:
+        await node.rpc(node.name, "calc", "add", [1])
+    assert (err.value.kind, err.value.reason, err.value.stack) == (
+        Atom("error"),
+        Atom("undef"),
+        [(Atom("calc"), Atom("add"), [1], [])],
+    )
+
+
 async def test_rex_serves_block_call_and_the_raw_call_message(node: Node) -> None:
     call = (Atom("block_call"), Atom("calc"), Atom("add"), [5, 6], Atom("user"))
     assert await node.call(REX, call) == 11
