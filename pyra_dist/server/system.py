@@ -53,7 +53,7 @@ from pyra_dist.server.effects import EffectInterpreter, LogWriter, MetaWriter
 from pyra_dist.server.process import ServerProcess
 from pyra_dist.server.storage import ServerStorage, SystemStorage
 from pyra_dist.server.timers import LoopClock, TimerService
-from pyra_dist.server.transport import LocalNetwork, LocalTransport
+from pyra_dist.server.transport import LocalNetwork, LocalTransport, PeerTransport
 from pyra_dist.types import Role, ServerId
 
 _log = logging.getLogger("pyra_dist.server")
@@ -188,6 +188,7 @@ class System:
         network: the ``LocalNetwork`` to join; a private one if None.
         entry_codec: how log entries are stored (pickle; the Erlang edge passes an ETF codec).
         snapshot_codec: how machine states are stored and sent (pickle; the edge passes ETF).
+        transport_factory: builds the system's ``PeerTransport`` (default: ``LocalTransport`` only).
     """
 
     def __init__(
@@ -198,6 +199,7 @@ class System:
         *,
         entry_codec: EntryCodec | None = None,
         snapshot_codec: SnapshotCodec | None = None,
+        transport_factory: Callable[[System], PeerTransport] | None = None,
     ) -> None:
         self.config = config
         self._entry_codec: EntryCodec = entry_codec if entry_codec is not None else FastPickleEntryCodec()
@@ -207,7 +209,13 @@ class System:
         self.node = node
         self.name = config.name
         self.network = network if network is not None else LocalNetwork()
-        self.transport = LocalTransport(node, self.network)
+        # ``local`` reaches systems of this interpreter; ``transport`` is what servers and the API use:
+        # the same object unless ``transport_factory`` wraps it (the Erlang-distribution edge does, to
+        # route ids on remote nodes over distribution and everything else to ``local``).
+        self.local = LocalTransport(node, self.network)
+        self.transport: PeerTransport = (
+            transport_factory(self) if transport_factory is not None else self.local
+        )
         self.dir = config.system_dir(node)
         self.leaderboard: dict[str, LeaderboardEntry] = {}
         self._storage: SystemStorage | None = None
@@ -237,6 +245,7 @@ class System:
         config: SystemConfig | None = None,
         entry_codec: EntryCodec | None = None,
         snapshot_codec: SnapshotCodec | None = None,
+        transport_factory: Callable[[System], PeerTransport] | None = None,
     ) -> System:
         """Open a system's storage (recovering the WAL) and return it; enter it with ``async with``.
 
@@ -249,13 +258,21 @@ class System:
             config: a full ``SystemConfig``.
             entry_codec: see the class docstring.
             snapshot_codec: see the class docstring.
+            transport_factory: see the class docstring.
 
         Returns:
             The opened (not yet entered) system.
         """
         if config is None:
             config = SystemConfig(name=name, data_dir=Path(data_dir) if data_dir is not None else None)
-        system = cls(config, node, network, entry_codec=entry_codec, snapshot_codec=snapshot_codec)
+        system = cls(
+            config,
+            node,
+            network,
+            entry_codec=entry_codec,
+            snapshot_codec=snapshot_codec,
+            transport_factory=transport_factory,
+        )
         await asyncio.to_thread(system._open_storage)
         return system
 

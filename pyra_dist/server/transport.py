@@ -150,14 +150,14 @@ class LocalNetwork:
         self._systems[system.node] = system
         for other in list(self._systems.values()):
             if other is not system:
-                other.transport.node_event(system.node, up=True)
+                other.local.node_event(system.node, up=True)
 
     def leave(self, system: System) -> None:
         """Make ``system`` unreachable; other systems see its node go down."""
         if self._systems.get(system.node) is system:
             del self._systems[system.node]
             for other in list(self._systems.values()):
-                other.transport.node_event(system.node, up=False)
+                other.local.node_event(system.node, up=False)
 
     def system(self, node: str) -> System | None:
         """The system running ``node``, if it is on the network."""
@@ -169,7 +169,7 @@ class LocalNetwork:
 
     def transports(self) -> list[LocalTransport]:
         """The transports of every system on the network."""
-        return [s.transport for s in self._systems.values()]
+        return [s.local for s in self._systems.values()]
 
 
 class LocalTransport:
@@ -234,7 +234,7 @@ class LocalTransport:
         if isinstance(pid, LocalPid):
             system = self._network.system(pid.node)
             if system is not None:
-                sink = system.transport._sinks.get(pid.number)
+                sink = system.local._sinks.get(pid.number)
                 if sink is not None:
                     sink(event)
 
@@ -243,7 +243,7 @@ class LocalTransport:
         if isinstance(to, ClientCall):
             system = self._network.system(to.node)
             if system is not None:
-                future = system.transport._pending.pop(to.ref, None)
+                future = system.local._pending.pop(to.ref, None)
                 if future is not None and not future.done():
                     future.set_result(reply)
 
