@@ -11,9 +11,9 @@ Role mixins (``follower.py``, ``candidate.py``, ``leader.py``, ``apply.py``) sub
 
 from __future__ import annotations
 
-import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from pyra_dist.core.effects import (
     CancelTimer,
@@ -36,6 +36,18 @@ from pyra_dist.core.raft_log import RaftLog
 from pyra_dist.types import Index, Role, ServerId, SnapshotMeta, Term
 
 
+class Rng(Protocol):
+    """The randomness the core uses (``random.Random`` fits; the core never imports ``random``)."""
+
+    def randint(self, a: int, b: int) -> int:
+        """Return a uniform integer in ``[a, b]``."""
+        ...
+
+    def getrandbits(self, k: int) -> int:
+        """Return ``k`` random bits as an integer."""
+        ...
+
+
 @dataclass(slots=True)
 class CoreConfig:
     """Static configuration of one server (Ra's server config, ra-internals §7.7).
@@ -46,7 +58,7 @@ class CoreConfig:
     server_id: ServerId
     cluster: tuple[ServerId, ...]
     machine: Machine
-    rng: random.Random
+    rng: Rng
     machine_args: Mapping[str, object] = field(default_factory=dict)
     broadcast_time_ms: int = 100
     poll_interval_ms: int = 1000
@@ -317,4 +329,4 @@ class CoreBase:
         effects.append(MachineEffect(effect=effect))
 
 
-__all__ = ["CoreBase", "CoreConfig", "ParkedCall", "PeerProgress"]
+__all__ = ["CoreBase", "CoreConfig", "ParkedCall", "PeerProgress", "Rng"]
