@@ -80,6 +80,17 @@ class _Demo:
                 raise DemoFailed(f"{what}: still not true after {limit_s:.0f} s (last: {last!r})")
             await asyncio.sleep(0.05)
 
+    async def change(self, request: Callable[[], Awaitable[_T]]) -> _T:
+        """Run a membership change; retry while the previous one is not committed (ra-internals §3.4)."""
+        deadline = time.monotonic() + 10.0
+        while True:
+            try:
+                return await request()
+            except ra.ClusterChangeNotPermitted:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.05)
+
     async def run(self) -> None:
         out_nodes = self.node_names[:3]
         self.step = "start nodes"
@@ -139,7 +150,7 @@ class _Demo:
         node4 = self.node_names[3]
         await self.start_node(node4)
         new = ServerId("demo", node4)
-        (index, term), _ = await ra.add_member(sys1, leader, new)
+        (index, term), _ = await self.change(lambda: ra.add_member(sys1, leader, new))
         await ra.start_server(sys1, "demo", new, KvMachine(), [*ids, new])
         members, _ = await ra.members(sys1, leader)
         self.say(f"add_member {new} at index {index} (term {term}); members now {_fmt(members)}")
@@ -151,7 +162,7 @@ class _Demo:
         self.say(f"{new} caught up: {applied_keys.result} keys")
 
         self.step = "remove member"
-        await ra.leave_and_terminate(sys1, leader, new)
+        await self.change(lambda: ra.leave_and_terminate(sys1, leader, new))
         members, _ = await ra.members(sys1, leader)
         if new in members:
             raise DemoFailed(f"{new} still a member: {members}")

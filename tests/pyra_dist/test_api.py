@@ -162,7 +162,7 @@ async def test_add_member_then_remove_member_changes_the_configuration(cluster: 
     new = ServerId("kv", "py4@localhost")
     await ra.process_command(cluster.caller, leader, ("put", "before", 1))
 
-    (index, term), answered = await ra.add_member(cluster.caller, leader, new)
+    (index, term), answered = await _changed(lambda: ra.add_member(cluster.caller, leader, new))
     await ra.start_server(cluster.caller, "kv", new, KvMachine(), [*IDS, new])
 
     assert answered == leader and index > 0 and term >= 1
@@ -184,7 +184,7 @@ async def test_leave_and_terminate_removes_the_member_and_stops_it(cluster: Clus
     leader = await cluster.leader()
     member = next(i for i in IDS if i != leader)
 
-    await ra.leave_and_terminate(cluster.caller, leader, member)
+    await _changed(lambda: ra.leave_and_terminate(cluster.caller, leader, member))
 
     assert await ra.members(cluster.caller, leader) == (sorted(i for i in IDS if i != member), leader)
     assert cluster.systems[member.node].process(member.name) is None
