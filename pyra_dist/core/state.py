@@ -18,6 +18,7 @@ from typing import Protocol
 from pyra_dist.core.effects import (
     CancelTimer,
     ClientReply,
+    DemonitorServer,
     Effect,
     MachineEffect,
     MonitorNode,
@@ -254,6 +255,8 @@ class CoreBase:
             return
         self.leader_id = leader
         if leader != self.id and self.monitored_leader != leader:
+            if self.monitored_leader is not None:
+                effects.append(DemonitorServer(server_id=self.monitored_leader))
             self.monitored_leader = leader
             effects.append(MonitorServer(server_id=leader))
             effects.append(MonitorNode(node=leader.node))

@@ -7,6 +7,7 @@ from raft_harness import LONG_MS, REALLY_SHORT_MS, S1, S2, S3, SHORT_MS, noop, s
 from pyra_dist.core.effects import (
     AppendToLog,
     CancelTimer,
+    DemonitorServer,
     ErrorReply,
     ForwardCommand,
     InstallSnapshot,
@@ -418,3 +419,15 @@ def test_a_timer_that_fires_after_being_cancelled_is_ignored() -> None:
     core.handle(aer(1, 0, (0, 0)))  # cancels the election timer
     assert core.handle(TimerFired(key=TimerKind.ELECTION)) == []
     assert core.role == Role.FOLLOWER
+
+
+def test_a_new_leader_is_monitored_and_the_old_one_demonitored() -> None:
+    core = single(term=1)
+    core.handle(aer(1, 0, (0, 0)))
+    effects = core.handle(PeerMessage(sender=S3, msg=AppendEntriesRpc(2, S3, 0, 0, 0, ())))
+    assert effects[:4] == [
+        PersistMeta(term=2, voted_for=None),
+        DemonitorServer(server_id=S2),
+        MonitorServer(server_id=S3),
+        MonitorNode(node="py@vm"),
+    ]
