@@ -39,6 +39,9 @@ def _rss_mb() -> float:
 
 
 async def main(clusters: int, seconds: float) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 16384:  # one meta file descriptor per server
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(16384, hard), hard))
     with tempfile.TemporaryDirectory(prefix="pyra-idle-", dir=os.environ.get("PYRA_BENCH_DIR")) as data_dir:
         network = LocalNetwork()
         systems = [await System.start("default", data_dir, node, network=network) for node in NODES]
