@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, assert_never
 
 from erl_interop.errors import ErlInteropError
 from erl_interop.node import signals as s
-from erl_interop.node.process import NOPROC, Dest, Process
+from erl_interop.node.process import NODEDOWN, NODEUP, NOPROC, Dest, Process
 from erl_interop.node.registry import Registry
 from erl_interop.term import Atom, Pid, Reference, Term
 
@@ -113,6 +113,8 @@ class Node:
         self._system: Process | None = None
         self._global: GlobalNameServer | None = None
         self._exposed: dict[tuple[Atom, Atom], ExposedFunction] = {}
+        # net_kernel:monitor_nodes subscribers: get {nodeup, N} / {nodedown, N} for every peer.
+        self._node_subscribers: set[Pid] = set()
         self._started = False
         self._stopping = False
 
@@ -397,11 +399,41 @@ class Node:
         """A connection to ``peer`` is up; a visible pair of nodes tells global we are in sync."""
         if published and self._global is not None:
             self._global.announce(peer)
+        self._notify_subscribers(NODEUP, peer)
 
     def _node_down(self, peer: Atom) -> None:
         """The connection to ``peer`` closed: fan ``noconnection`` out to every process."""
         for proc in self._registry.all_processes():
             proc._node_down(peer)
+        self._notify_subscribers(NODEDOWN, peer)
+
+    def _connect_failed(self, peer: Atom) -> None:
+        """A connection attempt to ``peer`` failed: ``monitor_node`` watchers get ``nodedown``."""
+        for proc in self._registry.all_processes():
+            proc._node_unreachable(peer)
+
+    def _notify_subscribers(self, kind: Atom, peer: Atom) -> None:
+        for pid in list(self._node_subscribers):
+            proc = self._registry.process(pid)
+            if proc is None:
+                self._node_subscribers.discard(pid)
+            else:
+                proc.mailbox.put((kind, peer))
+
+    def _ensure_connection(self, peer: Atom) -> None:
+        """Start connecting to ``peer`` unless connected; unreachable now means ``nodedown`` now."""
+        if self._peers is None:
+            self._connect_failed(peer)
+        else:
+            self._peers.ensure(peer)
+
+    def monitor_nodes(self, pid: Pid, flag: bool = True) -> None:
+        """``net_kernel:monitor_nodes(Flag)`` for the local process ``pid``: it receives
+        ``{nodeup, Node}`` and ``{nodedown, Node}`` for every connection (hidden ones included)."""
+        if flag:
+            self._node_subscribers.add(pid)
+        else:
+            self._node_subscribers.discard(pid)
 
     # -- services and calls ----------------------------------------------------------------
 

@@ -63,6 +63,8 @@ DOWN = Atom("DOWN")
 PROCESS = Atom("process")
 PYTHON = Atom("python")
 SPAWN_REPLY = Atom("spawn_reply")
+NODEDOWN = Atom("nodedown")
+NODEUP = Atom("nodeup")
 OK = Atom("ok")
 ERROR = Atom("error")
 
@@ -138,6 +140,8 @@ class Process:
         # Monitors held on this process: ref -> (watcher, name used if monitored by name).
         self._monitored_by: dict[Reference, tuple[Pid, Atom | None]] = {}
         self._aliases: set[Reference] = set()
+        # monitor_node/2: peer node -> how many {nodedown, Node} messages are owed.
+        self._node_monitors: dict[Atom, int] = {}
 
     def __repr__(self) -> str:
         return f"<Process {self.pid!r} name={self.name!r} alive={self.alive}>"
@@ -215,6 +219,19 @@ class Process:
             self.node._emit(Demonitor(sender=self.pid, target=target, node=node, ref=ref))
         if flush:
             self.mailbox.remove(lambda m: _is_down(m, ref))
+
+    def monitor_node(self, node: Atom | str, flag: bool = True) -> None:
+        """``erlang:monitor_node(Node, Flag)``: get ``{nodedown, Node}`` when the connection
+        to ``node`` is lost or cannot be made (connecting now if needed). Each ``True`` call
+        adds one message; ``False`` removes every pending one."""
+        peer = node if isinstance(node, Atom) else Atom(node)
+        if not flag:
+            self._node_monitors.pop(peer, None)
+            return
+        if peer == self.node.name:
+            return
+        self._node_monitors[peer] = self._node_monitors.get(peer, 0) + 1
+        self.node._ensure_connection(peer)
 
     def exit(self, pid: Pid, reason: Term) -> None:
         """Send an exit signal to ``pid`` (``exit/2``; ``kill`` is untrappable)."""
@@ -313,8 +330,14 @@ class Process:
         """Killed by a signal: terminate now, and stop the body at its next await."""
         self.close(reason)
 
+    def _node_unreachable(self, peer: Atom) -> None:
+        """``peer`` is down or cannot be reached: owed ``{nodedown, Node}`` messages are delivered."""
+        for _ in range(self._node_monitors.pop(peer, 0)):
+            self.mailbox.put((NODEDOWN, peer))
+
     def _node_down(self, peer: Atom) -> None:
         """The connection to ``peer`` is lost: every link and monitor over it fires ``noconnection``."""
+        self._node_unreachable(peer)
         for watcher_ref, (watcher, _name) in list(self._monitored_by.items()):
             if watcher.node == peer:
                 del self._monitored_by[watcher_ref]

@@ -207,6 +207,14 @@ class Peers:
                 raise
             log.exception("%s: cannot encode %r; dropped", self._node.name, signal)
 
+    def ensure(self, peer: Atom) -> None:
+        """Start connecting to ``peer`` in the background unless connected or connecting."""
+        channel = self._channels.get(peer)
+        if (channel is not None and not channel.closed) or peer in self._connecting:
+            return
+        self._pending.setdefault(peer, [])
+        self._connecting[peer] = self._node.task_group.create_task(self._connect(peer))
+
     async def connect(self, peer: Atom) -> bool:
         """Connect to ``peer`` now; True once a channel is up."""
         if peer == self._node.name:
@@ -244,6 +252,9 @@ class Peers:
             failed = self._pending.pop(peer, [])
             for signal in failed:
                 self._node._unreachable(signal)
+            channel_up = peer in self._channels and not self._channels[peer].closed
+            if not channel_up:
+                self._node._connect_failed(peer)
 
 
 def _peer_atom(channel: DistChannel) -> Atom:

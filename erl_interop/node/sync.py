@@ -55,6 +55,10 @@ class SyncProcess:
         """Monitor ``target`` (see :meth:`Process.monitor`)."""
         return self._owner._run_sync(self.process.monitor, target)
 
+    def monitor_node(self, node: Atom | str, flag: bool = True) -> None:
+        """``erlang:monitor_node/2`` (see :meth:`Process.monitor_node`)."""
+        self._owner._run_sync(self.process.monitor_node, node, flag)
+
     def link(self, pid: Pid) -> None:
         """Link to ``pid``."""
         self._owner._run_sync(self.process.link, pid)

@@ -422,11 +422,13 @@ def test_peer_killed_gives_noconnection_to_python_links_and_monitors(runtime: st
         me = node.process(trap_exit=True)
         me.link(lonely)
         ref = me.monitor(lonely)
+        me.monitor_node(peer.node)
         assert node.ping(peer.node)
         peer.kill()
-        got = {me.receive(timeout=20), me.receive(timeout=20)}
+        got = {me.receive(timeout=20), me.receive(timeout=20), me.receive(timeout=20)}
         assert got == {
             (EXIT, lonely, Atom("noconnection")),
             (DOWN, ref, PROCESS, lonely, Atom("noconnection")),
+            (Atom("nodedown"), Atom(peer.node)),
         }
         assert node.ping(peer.node) is False

@@ -234,3 +234,12 @@ async def test_two_nodes_in_one_process_are_independent() -> None:
         b.send(Atom("x"), "for b")
         assert await pa.receive(timeout=5) == "for a"
         assert await pb.receive(timeout=5) == "for b"
+
+
+async def test_monitor_node_on_an_unreachable_node_reports_nodedown_at_once(node: Node) -> None:
+    async with node.process() as me:
+        me.monitor_node("far@nowhere")
+        me.monitor_node("far@nowhere")
+        assert [await me.receive(timeout=5) for _ in range(2)] == [
+            (Atom("nodedown"), Atom("far@nowhere"))
+        ] * 2

@@ -131,3 +131,20 @@ async def test_sending_an_unencodable_message_raises_and_keeps_the_connection(
             a.send((Atom("inbox"), b.name), float("nan"))
         a.send((Atom("inbox"), b.name), 1.5)
         assert await inbox.receive(timeout=10) == 1.5
+
+
+async def test_monitor_node_and_monitor_nodes_report_connections(
+    cookie: str, node_name: Callable[[str], str]
+) -> None:
+    nodeup, nodedown = Atom("nodeup"), Atom("nodedown")
+    async with Node(node_name("a"), cookie=cookie) as a, Node(node_name("b"), cookie=cookie) as b:
+        watcher = a.process()
+        a.monitor_nodes(watcher.pid)
+        watcher.monitor_node(b.name)  # connects on demand
+        assert await watcher.receive(timeout=10) == (nodeup, b.name)
+        assert a.disconnect(b.name)
+        got = [await watcher.receive(timeout=10), await watcher.receive(timeout=10)]
+        assert got == [(nodedown, b.name), (nodedown, b.name)]
+        missing = Atom(node_name("nobody") + "@" + b.name.name.split("@")[1])
+        watcher.monitor_node(missing)
+        assert await watcher.receive(timeout=10) == (nodedown, missing)
