@@ -18,15 +18,19 @@ Interface for the node layer (stable; see ``docs/internals/dist.md``)
 
 ``erl_interop.dist.transport``
     ``LocalNode(name, creation, cookie, hidden=True, long_names=False, net_ticktime=60.0, ...)``
-    describes us. ``await connect(local, peer_node, handler, arbiter=None)`` -> ``DistChannel``
-    (EPMD PORT_PLEASE2 + handshake as initiator; raises ``EpmdError``, ``HandshakeError`` or its
-    subclass ``SimultaneousConnect`` when the peer kept its own attempt: wait for the inbound
-    connection instead). ``await serve(local, accept, arbiter=None, host=..., port=0)`` ->
-    ``Listener`` (``.port``, ``close()``, ``await wait_closed()``); ``accept(channel)`` is
-    called once per established inbound connection, before any message is read, and returns
-    the ``Handler`` for it. ``Arbiter.peer_state(node) -> PeerState`` (NONE / PENDING / UP)
-    answers the simultaneous-connect question; an inbound channel with
-    ``channel.replaces_existing`` means the node must close its old channel to that peer.
+    describes us. ``await connect(local, peer_node, handler, arbiter=None, port=None)`` ->
+    ``DistChannel`` (EPMD PORT_PLEASE2 + handshake as initiator; raises ``EpmdError``,
+    ``HandshakeError`` or its subclass ``SimultaneousConnect`` when a simultaneous connect was
+    resolved in favour of the peer's connection: use / wait for the inbound one instead).
+    ``await serve(local, accept, arbiter=None, host=..., port=0)`` -> ``Listener`` (``.port``,
+    ``close()``, ``await wait_closed()``), or in two steps ``listener = await listen(host,
+    port)``, register ``listener.port`` with EPMD to learn the creation, then ``await
+    listener.start(local, accept, arbiter=...)``. ``accept(channel)`` is called once per
+    established inbound connection, before any message is read, and returns the ``Handler``
+    for it. ``Arbiter.peer_state(node) -> PeerState`` (NONE / PENDING / UP) answers the
+    simultaneous-connect questions on both sides (pass the same arbiter to ``connect``); an
+    inbound channel with ``channel.replaces_existing`` means the node must close its old
+    channel to that peer.
 
     ``DistChannel``: ``.peer_node``, ``.peer_creation``, ``.flags`` (negotiated ``DistFlags``),
     ``send(control, payload=None)`` (non-blocking; payload is encoded only for ops that carry

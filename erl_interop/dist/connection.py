@@ -53,6 +53,7 @@ from erl_interop.dist.handshake import (
     Handshake,
     HandshakeFailed,
     HandshakeState,
+    PeerAlive,
     PeerNamed,
     PeerState,
     Role,
@@ -70,6 +71,7 @@ __all__ = [
     "HandshakeFailed",
     "LocalNode",
     "MessageReceived",
+    "PeerAlive",
     "PeerNamed",
     "PeerState",
     "Role",
@@ -156,7 +158,9 @@ class ConnectionClosed:
     detail: str = ""
 
 
-DistEvent: TypeAlias = PeerNamed | Established | HandshakeFailed | MessageReceived | ConnectionClosed
+DistEvent: TypeAlias = (
+    PeerNamed | PeerAlive | Established | HandshakeFailed | MessageReceived | ConnectionClosed
+)
 
 
 class ConnectionState(Enum):
@@ -228,6 +232,17 @@ class DistConnection:
             Events (``HandshakeFailed`` when we answered ``nok``).
         """
         events: list[DistEvent] = list(self.handshake.answer_peer(peer_state))
+        self._flush_handshake()
+        self._deadline = now + self.local.net_setuptime
+        return self._after_handshake_events(events, now)
+
+    def answer_alive(self, proceed: bool, now: float) -> list[DistEvent]:
+        """Initiator: answer ``PeerAlive`` (True: we have no connection to the peer, go on).
+
+        Returns:
+            Events (``HandshakeFailed`` with status ``alive`` when ``proceed`` is False).
+        """
+        events: list[DistEvent] = list(self.handshake.answer_alive(proceed))
         self._flush_handshake()
         self._deadline = now + self.local.net_setuptime
         return self._after_handshake_events(events, now)

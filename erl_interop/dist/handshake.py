@@ -15,7 +15,9 @@ Theory of operation (erts ``erl_dist_protocol`` "Distribution Handshake", refere
                                                          answer_peer(PeerState) from its
                                                          connection map (AWAIT_PEER_STATE)
     RECV_STATUS <-- s ok|ok_simultaneous|nok|... ----
-                  (alive: A answers s true|false ---> RECV_ALIVE_ANSWER)
+                  (alive: PeerAlive event; the node decides with
+                   answer_alive() (AWAIT_ALIVE_DECISION) and A
+                   sends s true|false ---------------> RECV_ALIVE_ANSWER)
     RECV_CHALLENGE <-- N flags,chB,creation,name ----
     RECV_CHALLENGE_ACK -- r chA, md5(cookie,chB) ---> RECV_CHALLENGE_REPLY (check digest)
     CONNECTED <-- a md5(cookie,chA) ----------------- CONNECTED
@@ -45,6 +47,7 @@ __all__ = [
     "HandshakeFailed",
     "HandshakePacket",
     "HandshakeState",
+    "PeerAlive",
     "PeerNamed",
     "PeerState",
     "Role",
@@ -81,6 +84,7 @@ class HandshakeState(Enum):
 
     SEND_NAME = auto()  # initiator: nothing sent yet
     RECV_STATUS = auto()  # initiator
+    AWAIT_ALIVE_DECISION = auto()  # initiator: got "alive", waiting for answer_alive() from the node
     RECV_CHALLENGE = auto()  # initiator
     RECV_CHALLENGE_ACK = auto()  # initiator
     RECV_NAME = auto()  # acceptor: waiting for send_name
@@ -301,7 +305,19 @@ class HandshakeFailed:
     status: str | None = None
 
 
-HandshakeEvent: TypeAlias = PeerNamed | Established | HandshakeFailed
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeerAlive:
+    """Initiator only: the acceptor believes an older connection from us is still up.
+
+    The node must call ``Handshake.answer_alive``: ``True`` when it has no established
+    connection to ``node`` (the old one is dead; the acceptor replaces it), ``False`` when it
+    does (for instance one that the peer itself opened meanwhile), which aborts this attempt.
+    """
+
+    node: str
+
+
+HandshakeEvent: TypeAlias = PeerNamed | PeerAlive | Established | HandshakeFailed
 
 
 # The legal (state, packet) pairs of both roles and the state each one leads to on success
@@ -452,6 +468,27 @@ class Handshake:
             case _:
                 assert_never(peer_state)
 
+    def answer_alive(self, proceed: bool) -> list[HandshakeEvent]:
+        """Initiator: reply to ``PeerAlive``; ``True`` sends ``s true``, ``False`` sends ``s false``.
+
+        Args:
+            proceed: whether our side has no established connection to the peer.
+
+        Returns:
+            Events: empty, or ``HandshakeFailed(status="alive")`` when we answered false.
+        """
+        if self.state is not HandshakeState.AWAIT_ALIVE_DECISION:
+            raise RuntimeError(f"answer_alive() in state {self.state.name}")
+        if proceed:
+            self._out.append(Status(status="true").to_bytes())
+            self.state = HandshakeState.RECV_CHALLENGE
+            return []
+        self._out.append(Status(status="false").to_bytes())
+        return self._fail(
+            f"connection to {self.peer_node} not set up: we already have a connection to it (alive, false)",
+            status="alive",
+        )
+
     # -- initiator -----------------------------------------------------------------------------
 
     def _on_status(self, packet: Status, next_state: HandshakeState) -> list[HandshakeEvent]:
@@ -460,11 +497,11 @@ class Handshake:
             self.state = next_state
             return []
         if status == "alive":
-            # The peer thinks an older connection from us is still up. We only initiate when we
-            # have none, so that one is dead: answer true (§2.2).
-            self._out.append(Status(status="true").to_bytes())
-            self.state = next_state
-            return []
+            # The peer thinks an older connection from us is still up; only the node knows
+            # whether that is so (§2.2).
+            self.state = HandshakeState.AWAIT_ALIVE_DECISION
+            assert self.peer_node is not None
+            return [PeerAlive(node=self.peer_node)]
         if status == "nok":
             return self._fail(
                 f"connection to {self.peer_node} not set up: simultaneous connect, "
@@ -542,7 +579,9 @@ class Handshake:
             self.state = next_state
             return []
         if packet.status == "false":
-            return self._fail(f"{self.peer_node} keeps its existing connection (answered false to alive)")
+            return self._fail(
+                f"{self.peer_node} keeps its existing connection (answered false to alive)", status="alive"
+            )
         return self._fail(f"{self.peer_node} answered {packet.status!r} to alive")
 
     def _on_challenge_reply(self, packet: ChallengeReply, next_state: HandshakeState) -> list[HandshakeEvent]:

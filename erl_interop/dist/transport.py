@@ -28,6 +28,7 @@ from erl_interop.dist.connection import (
     HandshakeFailed,
     LocalNode,
     MessageReceived,
+    PeerAlive,
     PeerNamed,
     PeerState,
     Role,
@@ -57,9 +58,11 @@ _READ_SIZE: Final = 256 * 1024
 
 
 class SimultaneousConnect(HandshakeError):
-    """The peer answered ``nok``: it is connecting to us at the same time and keeps its own attempt.
+    """A simultaneous connect was resolved against this attempt (reference §2.2).
 
-    The node should wait for the inbound connection from that peer instead (reference §2.2).
+    Initiator: the peer answered ``nok`` (it keeps its own attempt), or it answered ``alive``
+    and we already had a connection to it. The node should use / wait for the other connection.
+    Acceptor side (logged only): we answered ``nok``, or the peer answered ``false`` to ``alive``.
     """
 
 
@@ -193,7 +196,7 @@ class DistChannel:
                     self._finish(reason, detail)
                 case HandshakeFailed(reason=reason):
                     self._finish("closed", reason)
-                case PeerNamed() | Established():
+                case PeerNamed() | PeerAlive() | Established():
                     pass
                 case _:
                     assert_never(event)
@@ -246,11 +249,18 @@ async def _handshake(
                     result = settle(more)
                     if result is not None:
                         return result
+                case PeerAlive(node=node):
+                    proceed = arbiter is None or arbiter.peer_state(node) is not PeerState.UP
+                    more = conn.answer_alive(proceed, loop.time())
+                    flush()
+                    result = settle(more)
+                    if result is not None:
+                        return result
                 case Established():
                     return event
                 case HandshakeFailed(reason=reason, status=status):
                     flush()
-                    if status == "nok" and conn.role is Role.INITIATOR:
+                    if status in ("nok", "alive"):
                         raise SimultaneousConnect(reason)
                     raise HandshakeError(reason)
                 case MessageReceived() | ConnectionClosed():
@@ -283,6 +293,7 @@ async def connect(
     peer_node: str,
     handler: Handler,
     *,
+    arbiter: Arbiter | None = None,
     port: int | None = None,
     port_epmd: int | None = None,
 ) -> DistChannel:
@@ -292,6 +303,10 @@ async def connect(
         local: our node.
         peer_node: the full name to reach, exactly as the peer calls itself (``alive@host``).
         handler: receives the channel's messages and its close.
+        arbiter: the node's connection map; consulted when the peer answers ``alive`` (it still
+            has an older connection from us): if we have an established connection to it too,
+            we answer ``false`` and raise ``SimultaneousConnect``; otherwise ``true``. None
+            always answers ``true``.
         port: the peer's distribution port; looked up with EPMD PORT_PLEASE2 when None.
         port_epmd: the epmd port on the peer's host (default ``$ERL_EPMD_PORT`` or 4369).
 
@@ -300,7 +315,8 @@ async def connect(
 
     Raises:
         EpmdError: the peer is not registered / epmd is unreachable.
-        SimultaneousConnect: the peer keeps its own simultaneous attempt (``nok``).
+        SimultaneousConnect: the peer keeps its own simultaneous attempt (``nok``), or both
+            sides already have a connection (``alive`` answered ``false``): use that one.
         HandshakeError: refused (``not_allowed``, wrong cookie, missing flags, timeout, name mismatch).
     """
     alive, _, host = peer_node.partition("@")
@@ -319,7 +335,7 @@ async def connect(
     )
     conn.start()
     try:
-        established = await _handshake(conn, reader, writer, None)
+        established = await _handshake(conn, reader, writer, arbiter)
     except HandshakeError as exc:
         level = logging.INFO if isinstance(exc, SimultaneousConnect) else logging.WARNING
         log.log(level, "%s: handshake with %s failed: %s", local.name, peer_node, exc)
@@ -455,7 +471,8 @@ async def _accept_one(
         established = await _handshake(conn, reader, writer, arbiter)
     except HandshakeError as exc:
         # e.g. "Connection attempt from node x@h rejected. Invalid challenge reply (cookie mismatch)."
-        log.warning("%s: inbound handshake from %s failed: %s", local.name, peer, exc)
+        level = logging.INFO if isinstance(exc, SimultaneousConnect) else logging.WARNING
+        log.log(level, "%s: inbound handshake from %s failed: %s", local.name, peer, exc)
         writer.close()
         return
     channel = DistChannel(conn, reader, writer, established)

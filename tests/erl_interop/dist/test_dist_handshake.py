@@ -14,6 +14,7 @@ from erl_interop.dist.handshake import (
     HandshakeEvent,
     HandshakeFailed,
     HandshakeState,
+    PeerAlive,
     PeerNamed,
     PeerState,
     Role,
@@ -54,7 +55,7 @@ def acceptor(name: str = B, cookie: str = "c", flags: int = DEFAULT_VISIBLE) -> 
 
 
 def pump(
-    a: Handshake, b: Handshake, peer_state: PeerState = PeerState.NONE
+    a: Handshake, b: Handshake, peer_state: PeerState = PeerState.NONE, alive_answer: bool = True
 ) -> tuple[list[HandshakeEvent], list[HandshakeEvent]]:
     """Move packets both ways until neither side has anything to send; collect events."""
     a_events: list[HandshakeEvent] = []
@@ -70,7 +71,10 @@ def pump(
                     b_events.extend(b.answer_peer(peer_state))
         for packet in b.packets_to_send():
             moved = True
-            a_events.extend(a.receive_packet(packet))
+            for event in a.receive_packet(packet):
+                a_events.append(event)
+                if isinstance(event, PeerAlive):
+                    a_events.extend(a.answer_alive(alive_answer))
     return a_events, b_events
 
 
@@ -257,10 +261,11 @@ def test_acceptor_answers_ok_simultaneous_when_its_own_name_sorts_first() -> Non
     assert a_in.packets_to_send()[0] == b"sok_simultaneous"
 
 
-def test_alive_status_is_answered_true_and_the_acceptor_replaces_its_old_connection() -> None:
+def test_alive_status_answered_true_lets_the_acceptor_replace_its_old_connection() -> None:
     a, b = initiator(), acceptor()
     a.start()
-    a_events, b_events = pump(a, b, PeerState.UP)
+    a_events, b_events = pump(a, b, PeerState.UP, alive_answer=True)
+    assert a_events[0] == PeerAlive(node=B)
     assert isinstance(a_events[-1], Established)
     assert b_events[-1] == Established(
         peer_node=A,
@@ -271,13 +276,29 @@ def test_alive_status_is_answered_true_and_the_acceptor_replaces_its_old_connect
     )
 
 
+def test_an_initiator_that_is_already_connected_answers_alive_with_false_and_gives_up() -> None:
+    a, b = initiator(), acceptor()
+    a.start()
+    a_events, b_events = pump(a, b, PeerState.UP, alive_answer=False)
+    assert a_events == [
+        PeerAlive(node=B),
+        HandshakeFailed(
+            reason=f"connection to {B} not set up: we already have a connection to it (alive, false)",
+            status="alive",
+        ),
+    ]
+    assert b_events[-1] == HandshakeFailed(
+        reason=f"{A} keeps its existing connection (answered false to alive)", status="alive"
+    )
+
+
 def test_alive_answered_false_ends_the_acceptor_handshake() -> None:
     b = acceptor()
     b.receive_packet(SendName(flags=DEFAULT_HIDDEN, creation=1, name=A).to_bytes())
     b.answer_peer(PeerState.UP)
     assert b.packets_to_send() == [b"salive"]
     assert b.receive_packet(b"sfalse") == [
-        HandshakeFailed(reason=f"{A} keeps its existing connection (answered false to alive)")
+        HandshakeFailed(reason=f"{A} keeps its existing connection (answered false to alive)", status="alive")
     ]
 
 

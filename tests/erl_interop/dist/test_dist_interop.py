@@ -15,6 +15,7 @@ from dist_support import PyNode, RunningPeer, peer_eval, raw_handshake, unique, 
 
 from erl_interop.dist import control as c
 from erl_interop.dist.connection import LocalNode
+from erl_interop.dist.flags import DEFAULT_HIDDEN, DistFlags
 from erl_interop.dist.transport import DistChannel
 from erl_interop.errors import HandshakeError
 from erl_interop.term import Atom, Pid, binary_to_term, encode
@@ -60,8 +61,7 @@ async def test_we_connect_as_initiator_and_messages_flow_both_ways_on_that_conne
     async with PyNode(unique("py"), rp.cookie, long_names=rp.kind.long_names) as node:
         channel = await node.connect(rp.peer.node)
         assert channel.peer_node == rp.peer.node
-        register = f"Process.register(self(), :{box})" if rp.kind.elixir else f"register({box}, self())."
-        await peer_eval(rp.peer, register)
+        await register_driver(rp, box)
         message = (Atom("hi"), [1, 2, 3], b"\x00\xff", 2**70, Pid(Atom(node.name), 7, 0, node.local.creation))
         channel.send(c.RegSend(from_pid=node.pid, to_name=Atom(box)), message)
         receive = (
@@ -173,6 +173,21 @@ async def test_garbage_on_one_inbound_connection_closes_it_while_the_peers_conne
         assert got.channel.peer_node == rp.peer.node
 
 
+async def register_driver(rp: RunningPeer, name: str) -> None:
+    """Register the peer's driver process as ``name`` (dropping the name an earlier test gave it)."""
+    if rp.kind.elixir:
+        expr = (
+            "case Process.info(self(), :registered_name) do {:registered_name, old} when is_atom(old) -> "
+            f"Process.unregister(old); _ -> :ok end; Process.register(self(), :{name})"
+        )
+    else:
+        expr = (
+            "case process_info(self(), registered_name) of {registered_name, Old} -> unregister(Old); "
+            f"_ -> ok end, register({name}, self())."
+        )
+    assert await peer_eval(rp.peer, expr) == "true"
+
+
 async def _peer_port(rp: RunningPeer) -> int:
     from erl_interop.epmd.client import port_please
 
@@ -188,3 +203,40 @@ async def _close_and_wait(channel: DistChannel) -> None:
 @pytest.fixture
 def rp(any_peer: RunningPeer) -> RunningPeer:
     return any_peer
+
+
+async def test_big_messages_are_fragmented_both_ways_and_reassembled(rp: RunningPeer) -> None:
+    box = unique("big")
+    big = bytes(range(256)) * 800  # 200 KiB: erts sends it as 4 fragments of 64 KiB (reference §3.4)
+    async with PyNode(unique("py"), rp.cookie, long_names=rp.kind.long_names) as node:
+        channel = await node.connect(rp.peer.node)
+        await register_driver(rp, box)
+        channel.send(c.RegSend(from_pid=node.pid, to_name=Atom(box)), (Atom("big"), big))
+        if rp.kind.elixir:
+            expr = (
+                f'receive do {{:big, b}} -> send({{:pybig, :"{node.name}"}}, {{:echo, b}}); byte_size(b) end'
+            )
+        else:
+            expr = f"receive {{big, B}} -> {{pybig, '{node.name}'}} ! {{echo, B}}, byte_size(B) end."
+        assert await peer_eval(rp.peer, expr) == str(len(big))
+        got = await node.receive(lambda r: isinstance(r.control, c.RegSend))
+        assert got.payload == (Atom("echo"), big)
+        await _close_and_wait(channel)
+
+
+async def test_atom_cache_refs_from_the_peer_are_decoded_when_we_offer_dist_hdr_atom_cache(
+    rp: RunningPeer,
+) -> None:
+    flags = DEFAULT_HIDDEN | DistFlags.DIST_HDR_ATOM_CACHE
+    async with PyNode(unique("py"), rp.cookie, long_names=rp.kind.long_names, flags=flags) as node:
+        channel = await node.connect(rp.peer.node)
+        assert channel.flags & DistFlags.DIST_HDR_ATOM_CACHE
+        for i in range(3):  # later messages refer to atoms cached by earlier headers
+            if rp.kind.elixir:
+                await peer_eval(rp.peer, f'send({{:cached, :"{node.name}"}}, {{:alpha, :beta, {i}}})')
+            else:
+                await peer_eval(rp.peer, f"{{cached, '{node.name}'}} ! {{alpha, beta, {i}}}.")
+            got = await node.receive(lambda r: isinstance(r.control, c.RegSend))
+            assert isinstance(got.control, c.RegSend) and got.control.to_name == Atom("cached")
+            assert got.payload == (Atom("alpha"), Atom("beta"), i)
+        await _close_and_wait(channel)

@@ -58,4 +58,3 @@ async def test_a_silent_peer_is_dropped_with_net_tick_timeout(tick_peer: ErlPeer
             os.kill(pid, signal.SIGCONT)
         assert reason == "net_tick_timeout"
         assert await node.closed.get() == (channel, "net_tick_timeout")
-
