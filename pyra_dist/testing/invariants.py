@@ -18,6 +18,8 @@ Properties (Raft paper Figure 3 / §5.2-5.4, plus Ra-specific durability rules):
 * commit durability: when an index is first applied anywhere, its entry is durable on a majority
   (this is what "committed" means; a core that commits without a majority, or applies before
   commit, fails here before any client notices).
+* durability before replies (style R3): a granted vote leaves only after the vote is durable, and an
+  ``append_entries_reply`` names as ``last_index``/``last_term`` an entry that is durable.
 * committed entries are never rewritten: no server truncates or overwrites an entry at or below
   its own commit index (the PySyncObj duplicate-append bug, landscape §2.4).
 * commit index and last applied never go back within one incarnation of a server.
@@ -95,6 +97,17 @@ class SafetyChecker:
                     f"(has term {log_term_at(index)})",
                 )
                 return
+
+    def durable_before_reply(self, server: ServerId, rpc: object, durable: bool) -> None:
+        """``server`` sends ``rpc``, which claims durable state (a granted vote, a written index).
+
+        Args:
+            server: the sender.
+            rpc: the reply.
+            durable: whether what it claims is durable at this moment.
+        """
+        if not durable:
+            self._fail("durable_before_reply", f"{server} sent {rpc!r} before what it claims was durable")
 
     # -- logs -----------------------------------------------------------------------------------
 

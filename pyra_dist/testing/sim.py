@@ -87,7 +87,13 @@ from pyra_dist.core.events import (
 )
 from pyra_dist.core.log_view import InMemoryLogView, LogView
 from pyra_dist.core.machine import ApplyMeta
-from pyra_dist.core.messages import InstallSnapshotRpc, PreVoteRpc, RequestVoteResult, RequestVoteRpc
+from pyra_dist.core.messages import (
+    AppendEntriesReply,
+    InstallSnapshotRpc,
+    PreVoteRpc,
+    RequestVoteResult,
+    RequestVoteRpc,
+)
 from pyra_dist.core.server import RaftCore
 from pyra_dist.core.state import CoreConfig
 from pyra_dist.testing.clock import FakeClock, TimerHandle
@@ -470,6 +476,15 @@ class SimCluster:
             case SendRpc(to=to, rpc=rpc, reply_to=reply_to):
                 if isinstance(rpc, RequestVoteResult) and rpc.vote_granted:
                     self.checker.vote_granted(server.id, rpc.term, to)
+                    # R3: the vote is durable before the result leaves.
+                    self.checker.durable_before_reply(server.id, rpc, server.meta == (rpc.term, to))
+                elif isinstance(rpc, AppendEntriesReply) and rpc.success:
+                    # ra-internals §2.1: last_index/last_term name the last *written* entry. (Ra's
+                    # mismatch replies name last_applied instead, which a follower may not have
+                    # written yet; that is harmless as it is at or below a commit index, see
+                    # docs/internals/simulator.md, finding F3, so failure replies are not checked.)
+                    holds = self._durably_holds(server.id, rpc.last_index, rpc.last_term)
+                    self.checker.durable_before_reply(server.id, rpc, holds)
                 if reply_to is not None:
                     msg: object = PeerMessage(sender=server.id, msg=rpc)
                 elif isinstance(rpc, (PreVoteRpc, RequestVoteRpc, InstallSnapshotRpc)):
@@ -634,6 +649,8 @@ class SimCluster:
         server = self.servers.get(sid)
         if server is None:
             return False
+        if index == 0:
+            return True
         snap = server.durable.snapshot_meta()
         if snap is not None and snap.index >= index:
             return True

@@ -11,10 +11,10 @@ from dataclasses import replace
 
 import pytest
 
-from pyra_dist.core.effects import Effect
-from pyra_dist.core.events import Event, PeerMessage
+from pyra_dist.core.effects import AppendToLog, Effect, OkReply, PersistMeta, Reply, SendRpc
+from pyra_dist.core.events import Event, PeerMessage, QueryRequest
 from pyra_dist.core.log_view import LogView
-from pyra_dist.core.messages import AppendEntriesRpc, RequestVoteRpc
+from pyra_dist.core.messages import AppendEntriesReply, AppendEntriesRpc, RequestVoteRpc
 from pyra_dist.core.server import RaftCore
 from pyra_dist.core.state import CoreConfig
 from pyra_dist.testing.faults import Fault, FaultConfig
@@ -77,6 +77,42 @@ class TruncateOnDuplicateAppend(RaftCore):
         return effects
 
 
+class VoteBeforePersisting(RaftCore):
+    """The vote result leaves before the ``PersistMeta`` that records the vote (breaks R3)."""
+
+    def handle(self, event: Event) -> list[Effect]:
+        effects = super().handle(event)
+        persist = [e for e in effects if isinstance(e, PersistMeta)]
+        return [e for e in effects if not isinstance(e, PersistMeta)] + persist
+
+
+class AckBeforeWritten(RaftCore):
+    """A follower acknowledges appended entries at once instead of after ``LogWritten``."""
+
+    def handle(self, event: Event) -> list[Effect]:
+        effects = super().handle(event)
+        if (
+            isinstance(event, PeerMessage)
+            and isinstance(event.msg, AppendEntriesRpc)
+            and any(isinstance(e, AppendToLog) for e in effects)
+        ):
+            last_index, last_term = self.log.last_index_term()
+            reply = AppendEntriesReply(self.current_term, True, last_index + 1, last_index, last_term)
+            effects.append(SendRpc(to=event.msg.leader_id, rpc=reply))
+        return effects
+
+
+class ConsistentQueryWithoutHeartbeats(RaftCore):
+    """A leader answers consistent queries from its own state, without confirming it still leads."""
+
+    def handle(self, event: Event) -> list[Effect]:
+        if isinstance(event, QueryRequest) and event.kind == "consistent" and self.role == Role.LEADER:
+            return [
+                Reply(to=event.from_, reply=OkReply(value=event.query(self.machine_state), leader=self.id))
+            ]
+        return super().handle(event)
+
+
 def _first_failure(core: type[RaftCore], config: SimConfig | None = None) -> RunSummary:
     def factory(cfg: CoreConfig, log: LogView, meta: Meta) -> RaftCore:
         return core(cfg, log, meta)
@@ -132,3 +168,35 @@ def test_cli_reports_the_failing_seed_with_a_replay_command(capsys: pytest.Captu
     seed = int(out[0].split("seed=")[1].split()[0])
     assert f"  replay: python -m pyra_dist.testing.sim --seed {seed} --seeds 1 --servers 3 --trace" in out
     assert re.fullmatch(r"sim: histories=5 steps=\d+ violations=[1-9]\d* seconds=.*", out[-1])
+
+
+def test_vote_sent_before_it_is_durable_is_caught() -> None:
+    assert "durable_before_reply" in _kinds(_first_failure(VoteBeforePersisting))
+
+
+def test_append_acknowledged_before_it_is_written_is_caught() -> None:
+    assert "durable_before_reply" in _kinds(_first_failure(AckBeforeWritten))
+
+
+# A deposed leader keeps serving reads only while it is cut off from the others and clients still
+# reach it: isolate leaders often, read only through consistent queries, one key, four clients.
+LEADER_ISOLATION = replace(
+    PROFILES["ci"],
+    duration_ms=3000,
+    clients=4,
+    keys=1,
+    consistent_reads=1.0,
+    faults=FaultConfig(
+        min_interval_ms=300, max_interval_ms=1200, weights=((Fault.ISOLATE_LEADER, 3), (Fault.HEAL, 1))
+    ),
+)
+
+
+def test_stale_consistent_query_is_caught_by_the_linearizability_check() -> None:
+    kinds = _kinds(_first_failure(ConsistentQueryWithoutHeartbeats, LEADER_ISOLATION))
+    assert kinds == {"linearizability"}
+
+
+def test_correct_core_passes_the_leader_isolation_profile() -> None:
+    summary = run_seeds(range(20), config=LEADER_ISOLATION)
+    assert summary.failures == []
