@@ -84,6 +84,8 @@ class Node:
         hidden: connect as a hidden node (default). Hidden nodes get no ``global``/``rex``
             traffic and are listed by ``nodes(hidden)`` only (erlang-distribution.md §5).
         long_names: ``-name`` style names; None infers from the host part.
+        net_ticktime: seconds; a silent peer is dropped after about this long (``-kernel
+            net_ticktime``; keep it equal on every node of a cluster).
         distributed: False starts a node with no listener, EPMD registration or peers
             (for tests and single-node programs); its pids have creation 0.
     """
@@ -96,6 +98,7 @@ class Node:
         hidden: bool = True,
         long_names: bool | None = None,
         distributed: bool = True,
+        net_ticktime: float = 60.0,
     ) -> None:
         full, long_names = split_node_name(name, long_names)
         self.name = Atom(full)
@@ -103,6 +106,7 @@ class Node:
         self.hidden = hidden
         self.long_names = long_names
         self.distributed = distributed
+        self.net_ticktime = net_ticktime
         self.creation = 0
         self._registry: Registry[Process] = Registry(self.name, 0)
         self._run_queue: deque[s.Signal] = deque()

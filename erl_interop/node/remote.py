@@ -85,6 +85,7 @@ class Peers:
             cookie=cookie,
             hidden=node.hidden,
             long_names=node.long_names,
+            net_ticktime=node.net_ticktime,
         )
         self._local = local
         await listener.start(local, self._accept, arbiter=self)
