@@ -336,8 +336,6 @@ def _finish_list(items: list[Any], pos: int) -> Any:
         if tail:
             items.extend(tail)
         return items
-    if type(tail) is ImproperList:
-        return ImproperList((*items, *tail.items), tail.tail)
     return ImproperList(tuple(items), tail)
 
 
@@ -522,12 +520,19 @@ _FAST_DEPTH: Final = 48
 
 
 def _fast_items(
-    data: Any, pos: int, n: int, depth: int, end: int, is_bytes: bool, atoms: dict[Any, Any]
+    data: Any,
+    pos: int,
+    n: int,
+    depth: int,
+    end: int,
+    is_bytes: bool,
+    atoms: dict[Any, Any],
+    cache: Sequence[Atom] | None,
 ) -> tuple[list[Any], int]:
     """Decode ``n`` consecutive terms from ``pos``: the fast path for well-formed input.
 
     Recursion is bounded by ``_FAST_DEPTH``; deeper containers, rare tags and anything needing an
-    atom cache go to ``_decode``. Truncation shows up as IndexError/struct.error, which makes
+    funs go to ``_decode``. Truncation shows up as IndexError/struct.error, which makes
     ``decode`` re-run the iterative decoder to report the exact offset.
     """
     items: list[Any] = []
@@ -562,7 +567,7 @@ def _fast_items(
             if k:
                 if k > end - pos:
                     raise DecodeError(f"tuple arity {k} exceeds the remaining bytes", pos)
-                sub, pos = _fast_items(data, pos + 2, k, depth + 1, end, is_bytes, atoms)
+                sub, pos = _fast_items(data, pos + 2, k, depth + 1, end, is_bytes, atoms, cache)
                 append(tuple(sub))
             else:
                 append(())
@@ -573,7 +578,7 @@ def _fast_items(
                 if 2 * k > end - pos:
                     raise DecodeError(f"map arity {k} exceeds the remaining bytes", pos)
                 start = pos
-                sub, pos = _fast_items(data, pos + 5, 2 * k, depth + 1, end, is_bytes, atoms)
+                sub, pos = _fast_items(data, pos + 5, 2 * k, depth + 1, end, is_bytes, atoms, cache)
                 append(_finish_map(sub, start))
             else:
                 append(Map._from_frozen({}, None))
@@ -585,7 +590,7 @@ def _fast_items(
             k = u32(data, pos + 1)[0]
             if k + 1 > end - pos:
                 raise DecodeError(f"list length {k} exceeds the remaining bytes", pos)
-            sub, pos = _fast_items(data, pos + 5, k + 1, depth + 1, end, is_bytes, atoms)
+            sub, pos = _fast_items(data, pos + 5, k + 1, depth + 1, end, is_bytes, atoms, cache)
             if type(sub[-1]) is list and not sub[-1]:
                 sub.pop()
                 append(sub)
@@ -607,10 +612,10 @@ def _fast_items(
             append(f)
             pos += 9
         elif tag in _CONTAINER_TAGS:
-            v, pos = _decode(data, pos, None, MAX_DEPTH - depth, atoms)
+            v, pos = _decode(data, pos, cache, MAX_DEPTH - depth, atoms)
             append(v)
         else:
-            v, pos = _decode_other(data, pos, end, is_bytes, atoms, None)
+            v, pos = _decode_other(data, pos, end, is_bytes, atoms, cache)
             append(v)
     return items, pos
 
@@ -642,14 +647,13 @@ def decode(
     if not 0 <= offset < len(data):
         raise DecodeError("no term at offset (buffer too short)", offset)
     term: Term
-    if atom_cache is None:
-        try:
-            items, pos = _fast_items(data, offset, 1, 0, len(data), type(data) is bytes, {})
-        except (IndexError, struct.error, ValueError):
-            pass  # malformed: the general decoder below reports exactly where
-        else:
-            term = items[0]
-            return term, pos
+    try:
+        items, pos = _fast_items(data, offset, 1, 0, len(data), type(data) is bytes, {}, atom_cache)
+    except (IndexError, struct.error, ValueError):
+        pass  # malformed: the general decoder below reports exactly where
+    else:
+        term = items[0]
+        return term, pos
     term, pos = _decode(data, offset, atom_cache)
     return term, pos
 

@@ -135,9 +135,6 @@ def _atom_slow(atom: Atom, mode: int) -> bytes:
         except UnicodeEncodeError:
             return _atom_utf8(name)
         return b"d" + len(b).to_bytes(2, "big") + b
-    cached = atom._ext
-    if cached is not None:
-        return cached
     return _atom_utf8(atom.name)
 
 
@@ -221,7 +218,9 @@ def _encode_other(x: Any, out: bytearray, mode: int, nesting: int, seen: list[bo
         return None
     if t is Port:
         try:
-            if 0 <= x.id <= 0xFFFFFFFF and not x.v4:
+            # OTP 25 writes NEW_PORT_EXT only for 28-bit port numbers (erts ERTS_MAX_V3_PORT_NUMBER);
+            # OTP 26+ writes V4_PORT_EXT always. The canonical form ignores the remembered choice.
+            if 0 <= x.id <= 0x0FFFFFFF and (not x.v4 or mode == _CANONICAL):
                 out += b"Y"
                 _encode_atom_into(x.node, out, mode, seen)
                 out += _B_PORT4(x.id, x.creation)

@@ -141,7 +141,7 @@ class Reference:
 
 @dataclass(frozen=True, slots=True)
 class Port:
-    """An Erlang port identifier (``NEW_PORT_EXT``, or ``V4_PORT_EXT`` for ids over 32 bits).
+    """An Erlang port identifier (``NEW_PORT_EXT``, or ``V4_PORT_EXT`` for ids over 28 bits).
 
     ``v4`` (not part of equality) forces ``V4_PORT_EXT`` for small ids too: OTP 26+ writes every
     port that way, and a decoded port remembers which form it came in.
@@ -191,6 +191,7 @@ class ImproperList:
     """A list whose tail is not ``[]``: ``[1, 2 | 3]`` is ``ImproperList((1, 2), 3)``.
 
     ``[alias | Ref]`` (the gen_server call tag of OTP 24+) is ``ImproperList((Atom('alias'),), ref)``.
+    A tail that is itself an ImproperList is merged in: ``[1 | [2 | 3]]`` is ``[1, 2 | 3]``.
 
     Raises:
         ValueError: ``items`` is empty or ``tail`` is a list (that would be a proper list).
@@ -204,8 +205,12 @@ class ImproperList:
             object.__setattr__(self, "items", tuple(self.items))
         if not self.items:
             raise ValueError("ImproperList needs at least one element")
-        if isinstance(self.tail, list):
+        tail = self.tail
+        if isinstance(tail, list):
             raise ValueError("ImproperList tail must not be a list")
+        if type(tail) is ImproperList:
+            object.__setattr__(self, "items", self.items + tail.items)
+            object.__setattr__(self, "tail", tail.tail)
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,7 +98,8 @@ EXPRESSIONS: list[tuple[str, str]] = [
     ),
     (
         "map_100_mixed_keys",
-        "maps:from_list([{case I rem 3 of 0 -> I; 1 -> float(I); 2 -> {I} end, I} || I <- lists:seq(1, 100)])",
+        "maps:from_list([{case I rem 3 of 0 -> I; 1 -> float(I); 2 -> {I} end, I}"
+        " || I <- lists:seq(1, 100)])",
     ),
     ("map_map_keys", "#{#{a => 1} => #{b => [#{}]}, [] => [], {} => {}}"),
     ("map_elixir_struct", "#{'__struct__' => 'Elixir.Foo', a => nil, b => true}"),
