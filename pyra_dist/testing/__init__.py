@@ -7,25 +7,47 @@ that does I/O at import time.
 
 from __future__ import annotations
 
+from pyra_dist.testing.clock import FakeClock, TimerHandle
+from pyra_dist.testing.faults import Fault, FaultConfig
 from pyra_dist.testing.history import UNKNOWN, HistoryRecorder, Operation, Unknown, to_porcupine_json
+from pyra_dist.testing.invariants import SafetyChecker, Violation
 from pyra_dist.testing.linearizability import CheckOutcome, CheckResult, check_linearizability
 from pyra_dist.testing.models import Cas, KvModel, KvOp, Model, Read, RegisterInput, RegisterModel, Write
+from pyra_dist.testing.network import NetworkConfig, NetworkStats, SimNetwork
+from pyra_dist.testing.sim import PROFILES, SimCluster, SimConfig, SimResult, run_seeds
+from pyra_dist.testing.workload import RecordingMachine, RegisterKvMachine
 
 __all__ = [
+    "PROFILES",
     "UNKNOWN",
     "Cas",
     "CheckOutcome",
     "CheckResult",
+    "FakeClock",
+    "Fault",
+    "FaultConfig",
     "HistoryRecorder",
     "KvModel",
     "KvOp",
     "Model",
+    "NetworkConfig",
+    "NetworkStats",
     "Operation",
     "Read",
+    "RecordingMachine",
     "RegisterInput",
+    "RegisterKvMachine",
     "RegisterModel",
+    "SafetyChecker",
+    "SimCluster",
+    "SimConfig",
+    "SimNetwork",
+    "SimResult",
+    "TimerHandle",
     "Unknown",
+    "Violation",
     "Write",
     "check_linearizability",
+    "run_seeds",
     "to_porcupine_json",
 ]
