@@ -186,6 +186,22 @@ class SyncNode:
         """Blocking :meth:`Node.rpc`."""
         return self.run(self.node.rpc(peer, module, function, args, timeout))
 
+    def connect(self, peer: str | Atom) -> bool:
+        """Blocking :meth:`Node.connect`."""
+        return self.run(self.node.connect(peer))
+
+    def disconnect(self, peer: str | Atom) -> bool:
+        """:meth:`Node.disconnect`."""
+        return self._run_sync(self.node.disconnect, peer)
+
+    def nodes(self) -> list[Atom]:
+        """:meth:`Node.nodes`."""
+        return self._run_sync(self.node.nodes)
+
+    def whereis(self, name: str | Atom) -> Pid | None:
+        """:meth:`Node.whereis`."""
+        return self._run_sync(self.node.whereis, name)
+
     def expose(self, module: str | Atom, function: str | Atom, fn: ExposedFunction) -> None:
         """:meth:`Node.expose` (``fn`` runs on the node's thread)."""
         self._run_sync(self.node.expose, module, function, fn)

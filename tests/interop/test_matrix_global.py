@@ -49,13 +49,9 @@ def test_visible_python_node_lets_global_sync_return_on_every_peer(runtime: str)
         assert b.eval("global:trans({glock, self()}, fun() -> inside end).") == "inside"
         assert node.call((Atom("global_name_server"), a.node), Atom("get_known")) == [Atom(b.node)]
         # Losing the Python node never makes global split the Erlang nodes (we are not "known").
-        assert node.run(_disconnect(node, a.node)) is True
+        assert node.disconnect(a.node) is True
         assert a.eval("lists:member('%s', nodes())." % b.node) == "true"
         assert b.eval(SYNC) == "ok"
-
-
-async def _disconnect(node: SyncNode, peer: str) -> bool:
-    return node.node.disconnect(peer)
 
 
 def test_hidden_python_node_is_not_in_nodes_and_sync_returns() -> None:

@@ -96,7 +96,7 @@ class Pair:
 
     def reconnect(self, initiator: str) -> None:
         """Drop any connection, then connect again from ``initiator`` ("python" or "erlang")."""
-        self.node.run(_disconnect(self.node, self.peer.node))
+        self.node.disconnect(self.peer.node)
         deadline = time.monotonic() + 10
         while self.peer_sees_us():
             assert time.monotonic() < deadline, "peer never noticed the disconnect"
@@ -109,10 +109,6 @@ class Pair:
                 ":pong",
             )
         assert self.peer_sees_us()
-
-
-async def _disconnect(node: SyncNode, peer: str) -> bool:
-    return node.node.disconnect(peer)
 
 
 def _peer_id(param: tuple[str, bool]) -> str:
@@ -137,7 +133,7 @@ def pair(request: pytest.FixtureRequest) -> Iterator[Pair]:
             node.expose("pymod", "add", lambda a, b: a + b)
             node.expose("pymod", "fail", fail_with)
             node.expose("pymod", "crash", python_crash)
-            node.expose("pymod", "whereis", lambda name: node.node.whereis(name))
+            node.expose("pymod", "whereis", lambda name: node.node.whereis(name))  # runs on the node's loop
             if elixir:
                 # Elixir evaluates `:'a@b'` fine; keep the peer's shell process trapping exits.
                 peer.eval("Process.flag(:trap_exit, true)")
@@ -176,7 +172,7 @@ def test_send_and_receive_in_both_directions(pair: Pair, initiator: str) -> None
 
 def test_first_send_to_an_unconnected_peer_connects_on_demand(pair: Pair) -> None:
     pair.ev("register(od_inbox, self()).", "Process.register(self(), :od_inbox)")
-    pair.node.run(_disconnect(pair.node, pair.peer.node))
+    pair.node.disconnect(pair.peer.node)
     deadline = time.monotonic() + 10
     while pair.peer_sees_us():
         assert time.monotonic() < deadline
@@ -401,7 +397,7 @@ def test_disconnect_gives_noconnection_on_both_sides(pair: Pair) -> None:
             "WatchRef = monitor(process, {watched, '%s'})." % py,
             "wr = Process.monitor({:watched, :'%s'})" % py,
         )
-        pair.node.run(_disconnect(pair.node, pair.peer.node))
+        pair.node.disconnect(pair.peer.node)
         assert me.receive(timeout=10) == (DOWN, ref, PROCESS, holder, Atom("noconnection"))
         assert pair.ev(
             "receive {'DOWN', WatchRef, process, _, NoconnWhy} -> NoconnWhy after 10000 -> timeout end.",
