@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -108,9 +107,7 @@ def test_echo_example_answers_iex(echo_node: tuple[EchoProcess, str]) -> None:
 def test_echo_example_stops_cleanly_on_sigterm() -> None:
     proc = EchoProcess(f"echostop{os.getpid()}x{next(_names)}", "s" + secrets.token_hex(8))
     try:
-        started = time.monotonic()
         assert proc.terminate() == 0
-        assert time.monotonic() - started < 20
         assert "echo node stopped" in proc.lines
     finally:
         proc.close()
