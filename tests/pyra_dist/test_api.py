@@ -6,6 +6,7 @@ Every test runs real servers: RaftCore + the disk log (shared WAL per node) + th
 from __future__ import annotations
 
 import asyncio
+import operator
 import resource
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from pyra_dist import ra
-from pyra_dist.machines import KvMachine
+from pyra_dist.machines import KvMachine, SimpleMachine
 from pyra_dist.server import LocalNetwork, System
 from pyra_dist.types import Role, ServerId
 
@@ -356,3 +357,60 @@ async def test_a_thousand_clusters_on_one_system_all_elect_leaders_and_accept_co
         for n in range(0, 1000, 50):
             reply = await ra.process_command(system, ServerId(f"c{n}_1", "many@localhost"), ("put", "n", n))
             assert reply == ("ok", system.leaderboard[f"c{n}"].leader)
+
+
+async def test_readme_walkthrough_quick_start_on_three_python_nodes(tmp_path: Path) -> None:
+    network = LocalNetwork()
+    nodes = ["ra1@localhost", "ra2@localhost", "ra3@localhost"]
+    systems = [await ra.start_system(data_dir=tmp_path, node=n, network=network) for n in nodes]
+    try:
+        for system in systems:
+            await system.__aenter__()
+        sys1 = systems[0]
+        server_ids = [ServerId("quick_start", n) for n in nodes]
+        machine = SimpleMachine(operator.add, 0)
+        started, not_started = await ra.start_cluster(sys1, "quick_start", machine, server_ids)
+        assert (sorted(started), not_started) == (server_ids, [])
+
+        reply, leader = await ra.process_command(sys1, server_ids[0], 5)
+        assert reply == 5
+        assert await ra.process_command(sys1, server_ids[0], 7) == (12, leader)
+        (index, term), state, answered = await ra.leader_query(sys1, server_ids[0], lambda s: s)
+        assert (state, answered, index >= 3, term >= 1) == (12, leader, True, True)
+        local = await _until(
+            lambda: ra.local_query(sys1, server_ids[1], lambda s: s), lambda r: r.result == 12
+        )
+        assert local.leader == leader
+    finally:
+        for system in reversed(systems):
+            await system.__aexit__(None, None, None)
+
+
+async def test_readme_walkthrough_dynamic_membership(tmp_path: Path) -> None:
+    network = LocalNetwork()
+    nodes = ["ra1@localhost", "ra2@localhost", "ra3@localhost", "ra4@localhost"]
+    systems = {n: await ra.start_system(data_dir=tmp_path, node=n, network=network) for n in nodes}
+    try:
+        for system in systems.values():
+            await system.__aenter__()
+        caller = systems[nodes[0]]
+        ids = [ServerId("dyn", n) for n in nodes]
+        machine = SimpleMachine(operator.add, 0)
+        # Start one member, then add_member + start_server twice (Ra's README sequence).
+        await ra.start_cluster(caller, "dyn", machine, ids[:1])
+        for k in (1, 2):
+            await _changed(lambda k=k: ra.add_member(caller, ids[0], ids[k]))  # type: ignore[misc]
+            await ra.start_server(caller, "dyn", ids[k], machine, ids[: k + 1])
+        assert (await ra.members(caller, ids[0]))[0] == ids[:3]
+        assert (await ra.process_command(caller, ids[1], 5))[0] == 5
+        # A fourth member joins and leaves with leave_and_terminate.
+        await _changed(lambda: ra.add_member(caller, ids[0], ids[3]))
+        await ra.start_server(caller, "dyn", ids[3], machine, ids)
+        await _until(lambda: ra.local_query(caller, ids[3], lambda s: s), lambda r: r.result == 5)
+        await _changed(lambda: ra.leave_and_terminate(caller, ids[0], ids[3]))
+        members, leader = await ra.members(caller, ids[0])
+        assert (members, systems[nodes[3]].process("dyn")) == (ids[:3], None)
+        assert await ra.process_command(caller, ids[2], 7) == (12, leader)
+    finally:
+        for system in reversed(list(systems.values())):
+            await system.__aexit__(None, None, None)
