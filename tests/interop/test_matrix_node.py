@@ -219,6 +219,10 @@ def test_gen_server_and_gen_statem_calls_into_python(pair: Pair) -> None:
         "receive {echoed, _} = Echoed -> Echoed after 10000 -> timeout end.",
         "receive do {:echoed, _} = m -> m after 10000 -> :timeout end",
     ) in ("{echoed,x}", "{:echoed, :x}")
+    assert pair.ev(
+        "gen_server:call(rpc:call('%s', pymod, whereis, [echo]), by_pid)." % pair.py,
+        "GenServer.call(:rpc.call(:'%s', :pymod, :whereis, [:echo]), :by_pid)" % pair.py,
+    ) in ("{echo,by_pid}", "{:echo, :by_pid}")
     assert "noproc" in pair.ev(
         "catch gen_server:call({nosuch, '%s'}, hello)." % pair.py,
         "try do GenServer.call({:nosuch, :'%s'}, :hello) catch :exit, r -> r end" % pair.py,
