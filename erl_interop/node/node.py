@@ -18,6 +18,7 @@ on demand and keeps per-peer order (erlang-distribution.md §4.1 "Ordering").
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import socket
 from collections import deque
@@ -441,16 +442,28 @@ class Node:
 
     # -- services and calls ----------------------------------------------------------------
 
-    def expose(self, module: str | Atom, function: str | Atom, fn: ExposedFunction) -> None:
+    def expose(
+        self, module: str | Atom, function: str | Atom, fn: ExposedFunction, *, thread: bool = False
+    ) -> None:
         """Allow Erlang to call ``module:function(Args...)`` on this node (rpc, erpc, spawn).
 
-        Nothing else is callable: unknown functions fail with ``undef`` like Erlang.
+        Nothing else is callable: unknown functions (and arities ``fn`` cannot take) fail with
+        ``undef`` like Erlang.
 
         Args:
             module: the Erlang module name the callers use.
             function: the function name.
             fn: the Python callable (plain or ``async``), called with the arguments.
+            thread: run a plain (blocking) ``fn`` in a worker thread instead of on the loop.
         """
+        if thread:
+            blocking = fn
+
+            @functools.wraps(blocking)
+            async def in_thread(*args: Any) -> Any:
+                return await asyncio.to_thread(blocking, *args)
+
+            fn = in_thread
         self._exposed[(_atom(module), _atom(function))] = fn
 
     def exposed(self, module: Atom, function: Atom) -> ExposedFunction | None:

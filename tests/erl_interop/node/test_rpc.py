@@ -73,6 +73,17 @@ async def test_erpc_call_maps_each_exception_class(node: Node) -> None:
     assert (err.value.kind, err.value.reason) == (Atom("exit"), Atom("bye"))
 
 
+async def test_blocking_functions_exposed_with_thread_run_off_the_loop(node: Node) -> None:
+    import threading
+
+    loop_thread = threading.get_ident()
+    node.expose("calc", "where", lambda tag: (tag, threading.get_ident() != loop_thread), thread=True)
+    assert await node.rpc(node.name, "calc", "where", [Atom("t")]) == (Atom("t"), True)
+    with pytest.raises(RpcError) as err:
+        await node.rpc(node.name, "calc", "where", [])
+    assert err.value.reason == Atom("undef")
+
+
 async def test_functions_that_were_not_exposed_are_undef(node: Node) -> None:
     with pytest.raises(RpcError) as err:
         await node.rpc(node.name, "os", "cmd", [b"true"])
