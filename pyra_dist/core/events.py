@@ -231,6 +231,21 @@ class SnapshotWritten:
 
 
 @dataclass(frozen=True, slots=True)
+class PeerCallFailed:
+    """A gen call this server made to ``peer`` (``PreVoteRpc``, ``RequestVoteRpc``, ``InstallSnapshotRpc``)
+    ended without a result: ``noproc``, ``nodedown``, a timeout...
+
+    Ra's spawned sender process crashes in that case and the leader sees it go down; for a snapshot
+    transfer this puts the peer back to normal so that the next tick retries (ra-internals §2.5).
+    Optional for drivers: without it a silent transfer is retried after ``snapshot_send_ticks``.
+    """
+
+    peer: ServerId
+    rpc: PeerRpc
+    reason: object = None
+
+
+@dataclass(frozen=True, slots=True)
 class PeerDown:
     """The process monitor on ``server_id`` fired; ``reason`` ``"noconnection"`` means the link broke."""
 
@@ -287,6 +302,7 @@ Event: TypeAlias = (
     | LogWritten
     | LogWriteFailed
     | SnapshotWritten
+    | PeerCallFailed
     | PeerDown
     | NodeDown
     | NodeUp
@@ -309,6 +325,7 @@ __all__ = [
     "MachineTimer",
     "NodeDown",
     "NodeUp",
+    "PeerCallFailed",
     "PeerDown",
     "PeerMessage",
     "PingRequest",

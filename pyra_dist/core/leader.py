@@ -28,6 +28,7 @@ from pyra_dist.core.events import (
     MachineDown,
     MachineNodeEvent,
     MachineTimer,
+    PeerCallFailed,
     PeerMessage,
     QueryRequest,
     StateQueryRequest,
@@ -173,6 +174,8 @@ class LeaderRole(ReplicationMixin):
                     self.maybe_commit(effects)
             case Tick(system_time=now):
                 self.leader_tick(now, effects)
+            case PeerCallFailed(peer=peer, rpc=InstallSnapshotRpc()):
+                self.snapshot_call_failed(peer)
             case _:
                 pass
 
@@ -387,6 +390,8 @@ class LeaderRole(ReplicationMixin):
             case LogWritten(to_index=to_index, term=term):
                 if self.log.written(to_index, term):
                     self.maybe_commit(effects)
+            case PeerCallFailed(peer=peer, rpc=InstallSnapshotRpc()):
+                self.snapshot_call_failed(peer)
             case PeerMessage():
                 self.follower_handle(event, effects)
             case _ if hasattr(event, "from_"):

@@ -201,6 +201,13 @@ class ReplicationMixin(CommonRole):
         p.snapshot_meta = None
         p.snapshot_chunk = 0
 
+    def snapshot_call_failed(self, peer: ServerId) -> None:
+        """A chunk call failed (Ra: the sender process died): the next tick starts a new transfer."""
+        p = self.peers.get(peer)
+        if p is not None and p.status == "sending_snapshot":
+            self.end_snapshot_transfer(p)
+            p.next_index = p.match_index + 1
+
     def tick_snapshot_transfers(self, effects: list[Effect]) -> None:
         """A transfer without progress for ``snapshot_send_ticks`` ticks is restarted (Ra: the sender
         process crashes on its call timeout and the peer goes back to normal)."""

@@ -22,6 +22,7 @@ from pyra_dist.core.events import (
     DeleteClusterRequest,
     JoinRequest,
     LeaveRequest,
+    PeerCallFailed,
     PeerDown,
     PeerMessage,
     QueryRequest,
@@ -397,3 +398,28 @@ def test_a_follower_that_already_has_the_snapshot_contents_makes_the_leader_resu
     put(c, "s2", "after", 1)
     c.settle()
     assert c.states()["s3"] == c.states()["s2"]
+
+
+def test_a_failed_snapshot_call_is_retried_on_the_next_tick() -> None:
+    """Found with a real Ra 2.2.0 follower: ``add_member`` before ``start_server`` makes the first chunk
+    call fail with ``noproc``; like Ra's crashing sender, the transfer restarts at the next tick."""
+    s4 = sid("s4")
+    c = make_cluster(
+        names=("s1", "s2", "s3", "s4"),
+        initial=("s1", "s2", "s3"),
+        machine=KvMachine(snapshot_every=5),
+        snapshot_interval=4,
+    )
+    c.elect("s1")
+    for i in range(10):
+        put(c, "s1", i, i)
+        c.settle()
+    c.down = {s4}
+    effects = c.handle("s1", JoinRequest(server_id=s4, reply_mode=AFTER_LOG_APPEND, from_="admin"))
+    chunk = next(e.rpc for e in effects if isinstance(e, SendRpc) and isinstance(e.rpc, InstallSnapshotRpc))
+    c.settle()
+    c.down = set()
+    assert c.handle("s1", PeerCallFailed(peer=s4, rpc=chunk, reason="noproc")) == []
+    c.handle("s1", Tick(system_time=1))
+    c.settle()
+    assert c.states()["s4"] == c.states()["s1"]
