@@ -150,18 +150,27 @@ class DistChannel:
     async def _run(self, handler: Handler) -> None:
         """Read until the connection ends. Runs in the task that owns this socket."""
         self._handler = handler
-        self._arm_timer()
-        while not self.closed:
-            try:
-                data = await self._reader.read(_READ_SIZE)
-            except (OSError, asyncio.IncompleteReadError):
-                data = b""
-            if self._closed.done():
-                break
-            if not data:
-                self._process(self._conn.eof())
-                break
-            self._process(self._conn.receive_data(data, self._loop.time()))
+        try:
+            self._arm_timer()
+            while not self.closed:
+                try:
+                    data = await self._reader.read(_READ_SIZE)
+                except (OSError, asyncio.IncompleteReadError):
+                    data = b""
+                if self._closed.done():
+                    break
+                if not data:
+                    self._process(self._conn.eof())
+                    break
+                self._process(self._conn.receive_data(data, self._loop.time()))
+        except asyncio.CancelledError:
+            self.close("cancelled")
+            raise
+        except Exception as exc:
+            # A bug here must still end only this connection, with a reason.
+            log.exception("%s: connection to %s failed", self.local.name, self.peer_node)
+            self._process(self._conn.close("internal_error", repr(exc)))
+            self._finish("internal_error", repr(exc))
 
     def _flush(self) -> None:
         out = self._conn.data_to_send()

@@ -18,7 +18,7 @@ from erl_interop.dist.connection import LocalNode
 from erl_interop.dist.flags import DEFAULT_HIDDEN, DistFlags
 from erl_interop.dist.transport import DistChannel
 from erl_interop.errors import HandshakeError
-from erl_interop.term import Atom, Pid, binary_to_term, encode
+from erl_interop.term import Atom, Pid, Term, binary_to_term, encode
 
 pytestmark = pytest.mark.erlang
 
@@ -239,4 +239,30 @@ async def test_atom_cache_refs_from_the_peer_are_decoded_when_we_offer_dist_hdr_
             got = await node.receive(lambda r: isinstance(r.control, c.RegSend))
             assert isinstance(got.control, c.RegSend) and got.control.to_name == Atom("cached")
             assert got.payload == (Atom("alpha"), Atom("beta"), i)
+        await _close_and_wait(channel)
+
+
+async def test_a_visible_python_node_is_listed_in_nodes_and_gets_the_nodeup_traffic(rp: RunningPeer) -> None:
+    async with PyNode(unique("py"), rp.cookie, long_names=rp.kind.long_names, hidden=False) as node:
+        assert await peer_eval(rp.peer, ping(rp, node.name)) == pong(rp)
+        [channel] = node.channels
+        assert channel.flags & DistFlags.PUBLISHED
+        if rp.kind.elixir:
+            listed = await peer_eval(rp.peer, f'Enum.member?(Node.list(), :"{node.name}")')
+        else:
+            listed = await peer_eval(rp.peer, f"lists:member('{node.name}', nodes()).")
+        assert listed == "true"
+        # On nodeup of a visible connection it opened, the peer's rex asks for our features and
+        # global starts its protocol with a map keyed by tuples (reference §5).
+        seen: dict[Atom, Term | None] = {}
+        async with asyncio.timeout(20):
+            while len(seen) < 2:
+                got = await node.receive(lambda r: isinstance(r.control, c.RegSend))
+                assert isinstance(got.control, c.RegSend)
+                seen[got.control.to_name] = got.payload
+        rex = seen[Atom("rex")]
+        assert isinstance(rex, tuple) and rex[1] == Atom("features_request")
+        init_connect = seen[Atom("global_name_server")]
+        assert isinstance(init_connect, tuple) and init_connect[0] == Atom("$gen_cast")
+        assert init_connect[1][0] == Atom("init_connect")
         await _close_and_wait(channel)
