@@ -135,9 +135,23 @@ class Node:
 
     # -- lifetime --------------------------------------------------------------------------
 
+    @classmethod
+    async def start(cls, name: str, **options: Any) -> Node:
+        """Create and start a node (``node = await Node.start(...)``); end it with ``await
+        node.stop()`` or ``async with node:``, from the same task."""
+        node = cls(name, **options)
+        await node.__aenter__()
+        return node
+
+    async def stop(self) -> None:
+        """Stop the node: every process exits ``shutdown``, connections and EPMD registration close."""
+        await self.__aexit__(None, None, None)
+
     async def __aenter__(self) -> Node:
         if self._started:
-            raise RuntimeError("a Node can be started once")
+            if self._stopping:
+                raise RuntimeError("a Node cannot be restarted; create a new one")
+            return self  # already started with Node.start(): `async with node:` just scopes it
         self._started = True
         tg = asyncio.TaskGroup()
         await tg.__aenter__()
@@ -154,6 +168,7 @@ class Node:
             await self._start_services()
         except BaseException:
             await self._shutdown()
+            self._tg = None
             await tg.__aexit__(None, None, None)
             raise
         return self
@@ -161,14 +176,16 @@ class Node:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        if self._tg is None:
+            return  # never started, or already stopped
         await self._shutdown()
-        assert self._tg is not None
         # Hand the TaskGroup only a cancellation (it needs it to uncancel correctly); any
         # other exception of the body propagates as itself, not wrapped in an ExceptionGroup.
+        tg, self._tg = self._tg, None
         if exc_type is not None and issubclass(exc_type, asyncio.CancelledError):
-            await self._tg.__aexit__(exc_type, exc, tb)
+            await tg.__aexit__(exc_type, exc, tb)
         else:
-            await self._tg.__aexit__(None, None, None)
+            await tg.__aexit__(None, None, None)
 
     async def _start_services(self) -> None:
         from erl_interop.node.net_kernel import start_net_kernel

@@ -148,3 +148,12 @@ async def test_monitor_node_and_monitor_nodes_report_connections(
         missing = Atom(node_name("nobody") + "@" + b.name.name.split("@")[1])
         watcher.monitor_node(missing)
         assert await watcher.receive(timeout=10) == (nodedown, missing)
+
+
+async def test_node_start_and_stop_without_a_with_block(cookie: str, node_name: Callable[[str], str]) -> None:
+    a = await Node.start(node_name("a"), cookie=cookie)
+    async with a:  # scoping an already started node is allowed
+        assert await a.call(Atom("net_kernel"), (Atom("is_auth"), a.name)) == Atom("yes")
+    await a.stop()  # idempotent
+    with pytest.raises(RuntimeError):
+        a.process()
