@@ -21,7 +21,7 @@ import signal
 from typing import Any
 
 from erl_interop import Atom, ErlangError, GenServer, Node, Pid, Term
-from erl_interop.node.gen_server import From
+from erl_interop.node import From
 
 ECHO = Atom("echo")
 

@@ -4,7 +4,7 @@ Owns: re-exports only (``Node``, ``SyncNode``, ``Process``, ``GenServer`` ...). 
 code at import.
 """
 
-from erl_interop.node.gen_server import NO_REPLY, CallExit, GenServer, reply
+from erl_interop.node.gen_server import NO_REPLY, CallExit, From, GenServer, reply
 from erl_interop.node.node import Node
 from erl_interop.node.process import ErlangError, ErlangThrow, Process, ProcessExit
 from erl_interop.node.rpc import RpcError
@@ -15,6 +15,7 @@ __all__ = [
     "CallExit",
     "ErlangError",
     "ErlangThrow",
+    "From",
     "GenServer",
     "Node",
     "Process",
