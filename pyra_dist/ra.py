@@ -74,7 +74,7 @@ from pyra_dist.server.errors import (
     error_for_reason,
 )
 from pyra_dist.server.system import ServerConfig, System
-from pyra_dist.server.transport import LocalNetwork, LocalPid, RaEvent
+from pyra_dist.server.transport import LocalNetwork, LocalPid, NodeOps, RaEvent
 from pyra_dist.types import (
     AFTER_LOG_APPEND,
     AWAIT_CONSENSUS,
@@ -129,14 +129,14 @@ async def start_system(
     return await System.start(name, data_dir, node, network=network, config=config)
 
 
-def _node_system(system: System, node: str) -> System:
-    """The system that runs ``node`` (Ra: ``rpc:call(Node, ra_server_sup_sup, ...)``)."""
+def _node_system(system: System, node: str) -> NodeOps:
+    """Server lifecycle on ``node`` (Ra: ``rpc:call(Node, ra_server_sup_sup, ...)``), via the transport."""
     if node == system.node:
         return system
-    other = system.network.system(node)
-    if other is None:
+    ops = system.transport.node_ops(node)
+    if ops is None:
         raise NodeDown(f"node {node} is not connected")
-    return other
+    return ops
 
 
 # ---------------------------------------------------------------------------------------------

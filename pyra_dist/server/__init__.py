@@ -12,6 +12,7 @@ from pyra_dist.server.transport import (
     LocalNetwork,
     LocalPid,
     LocalTransport,
+    NodeOps,
     PeerTransport,
     RaEvent,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "LocalNetwork",
     "LocalPid",
     "LocalTransport",
+    "NodeOps",
     "PeerTransport",
     "RaEvent",
     "ServerConfig",

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from pyra_dist.core.events import CommandRequest, Event, NodeDown, NodeUp, PeerDown, PeerMessage
 from pyra_dist.core.messages import InstallSnapshotRpc, PeerRpc, PreVoteRpc, RequestVoteRpc
@@ -33,8 +33,9 @@ from pyra_dist.server import errors
 from pyra_dist.types import From, ServerId
 
 if TYPE_CHECKING:
+    from pyra_dist.core.machine import Machine
     from pyra_dist.server.process import ServerProcess
-    from pyra_dist.server.system import System
+    from pyra_dist.server.system import ServerConfig, System
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +83,23 @@ EventSink: TypeAlias = Callable[[RaEvent], None]
 """Receives ``RaEvent``s for a ``LocalPid`` (e.g. ``asyncio.Queue.put_nowait``); must not block."""
 
 
+class NodeOps(Protocol):
+    """Server lifecycle on one node (Ra's ``ra_server_sup_sup`` RPCs); a local ``System`` is one, and
+    the distribution edge provides proxies that make these calls on remote nodes."""
+
+    async def start_server(self, config: ServerConfig) -> None:
+        """``start_server_rpc``."""
+
+    async def restart_server(self, name: str, machine: Machine | None = None, **mutable: Any) -> None:
+        """``restart_server_rpc``."""
+
+    async def stop_server(self, name: str) -> None:
+        """``prepare_server_stop_rpc`` + terminate."""
+
+    async def force_delete_server(self, name: str) -> None:
+        """``delete_server_rpc``."""
+
+
 class PeerTransport(Protocol):
     """What the servers of one system need to talk to the rest of the world."""
 
@@ -126,6 +144,9 @@ class PeerTransport(Protocol):
 
     def register_sink(self, sink: EventSink) -> LocalPid:
         """Give ``sink`` a pid on this node so servers can send it ``ra_event``s."""
+
+    def node_ops(self, node: str) -> NodeOps | None:
+        """Server lifecycle operations on ``node``, or None if it is not reachable."""
 
     def unregister_sink(self, pid: LocalPid) -> None:
         """Forget a pid from ``register_sink``."""
@@ -256,6 +277,10 @@ class LocalTransport:
     def unregister_sink(self, pid: LocalPid) -> None:
         """See ``PeerTransport.unregister_sink``."""
         self._sinks.pop(pid.number, None)
+
+    def node_ops(self, node: str) -> NodeOps | None:
+        """See ``PeerTransport.node_ops``: the system of ``node`` on this network."""
+        return self._network.system(node)
 
     def monitor_server(self, watcher: ServerProcess, target: ServerId) -> None:
         """See ``PeerTransport.monitor_server``."""
