@@ -180,7 +180,10 @@ class ReplicationMixin(CommonRole):
         p = self.peers.get(peer)
         if p is None or p.status != "sending_snapshot" or p.snapshot_meta is None:
             return
-        if result.term != self.current_term or result.last_index != p.snapshot_meta.index:
+        # A brand-new Ra 2.2.0 follower answers with its own, older term (it does not adopt the
+        # leader's term while receiving a snapshot): only a higher term is a refusal, and that one
+        # already made us step down in RaftCore.handle.
+        if result.term > self.current_term or result.last_index != p.snapshot_meta.index:
             return
         p.snapshot_ticks = 0
         if p.snapshot_chunk * self.config.snapshot_chunk_size >= len(p.snapshot_data):

@@ -40,7 +40,12 @@ from pyra_dist.core.machine import (
     MachineVersionChange,
     SendMsg,
 )
-from pyra_dist.core.messages import AppendEntriesReply, AppendEntriesRpc, InstallSnapshotRpc
+from pyra_dist.core.messages import (
+    AppendEntriesReply,
+    AppendEntriesRpc,
+    InstallSnapshotResult,
+    InstallSnapshotRpc,
+)
 from pyra_dist.machines.kv import KvMachine
 from pyra_dist.types import (
     AFTER_LOG_APPEND,
@@ -423,3 +428,29 @@ def test_a_failed_snapshot_call_is_retried_on_the_next_tick() -> None:
     c.handle("s1", Tick(system_time=1))
     c.settle()
     assert c.states()["s4"] == c.states()["s1"]
+
+
+def test_snapshot_results_carrying_the_followers_older_term_complete_the_transfer() -> None:
+    """Found with a real Ra 2.2.0 follower: a brand-new Erlang server answers chunks with
+    ``{install_snapshot_result, 0, Idx, Term}`` (its own term); the leader must still resume appends."""
+    s4 = sid("s4")
+    c = make_cluster(
+        names=("s1", "s2", "s3", "s4"),
+        initial=("s1", "s2", "s3"),
+        machine=KvMachine(snapshot_every=5),
+        snapshot_interval=4,
+    )
+    c.elect("s1")
+    for i in range(10):
+        put(c, "s1", i, i)
+        c.settle()
+    c.down = {s4}
+    effects = c.handle("s1", JoinRequest(server_id=s4, reply_mode=AFTER_LOG_APPEND, from_="admin"))
+    chunk = next(e.rpc for e in effects if isinstance(e, SendRpc) and isinstance(e.rpc, InstallSnapshotRpc))
+    c.settle()
+    assert chunk.chunk_state.flag == "last"
+    result = InstallSnapshotResult(term=0, last_index=chunk.meta.index, last_term=chunk.meta.term)
+    effects = c.handle("s1", PeerMessage(sender=s4, msg=result))
+    assert [e.rpc.prev_log_index for e in effects if isinstance(e, SendRpc) and e.to == s4] == [
+        chunk.meta.index
+    ]
