@@ -2,7 +2,9 @@
 checkers it uses.
 
 Owns: re-exports of the public testing surface. Must not: run code at import or import anything
-that does I/O at import time.
+that does I/O at import time. The simulator itself lives in `pyra_dist.testing.sim` (import it
+from there; it is also the ``python -m pyra_dist.testing.sim`` entry point, which is why it is not
+imported here).
 """
 
 from __future__ import annotations
@@ -14,11 +16,9 @@ from pyra_dist.testing.invariants import SafetyChecker, Violation
 from pyra_dist.testing.linearizability import CheckOutcome, CheckResult, check_linearizability
 from pyra_dist.testing.models import Cas, KvModel, KvOp, Model, Read, RegisterInput, RegisterModel, Write
 from pyra_dist.testing.network import NetworkConfig, NetworkStats, SimNetwork
-from pyra_dist.testing.sim import PROFILES, SimCluster, SimConfig, SimResult, run_seeds
 from pyra_dist.testing.workload import RecordingMachine, RegisterKvMachine
 
 __all__ = [
-    "PROFILES",
     "UNKNOWN",
     "Cas",
     "CheckOutcome",
@@ -39,15 +39,11 @@ __all__ = [
     "RegisterKvMachine",
     "RegisterModel",
     "SafetyChecker",
-    "SimCluster",
-    "SimConfig",
     "SimNetwork",
-    "SimResult",
     "TimerHandle",
     "Unknown",
     "Violation",
     "Write",
     "check_linearizability",
-    "run_seeds",
     "to_porcupine_json",
 ]

@@ -923,6 +923,28 @@ PROFILES: dict[str, SimConfig] = {
         faults=FaultConfig(min_interval_ms=100, max_interval_ms=600, restart_after_ms=(10, 1500)),
         disk_stall=0.05,
     ),
+    # Crash-heavy with slow disks: crashes land while overwrites are still unwritten (finding F4).
+    "chaos": SimConfig(
+        duration_ms=8000,
+        settle_ms=5000,
+        clients=4,
+        keys=3,
+        network=NetworkConfig(drop=0.1, duplicate=0.1, min_delay_ms=1, max_delay_ms=40),
+        faults=FaultConfig(
+            min_interval_ms=80,
+            max_interval_ms=400,
+            restart_after_ms=(5, 600),
+            weights=(
+                (Fault.CRASH, 6),
+                (Fault.PARTITION, 3),
+                (Fault.ISOLATE_LEADER, 3),
+                (Fault.HEAL, 2),
+                (Fault.TRIGGER_ELECTION, 1),
+            ),
+        ),
+        disk_stall=0.3,
+        disk_stall_ms=(50, 800),
+    ),
 }
 """Named history profiles for the command line (``--profile``)."""
 

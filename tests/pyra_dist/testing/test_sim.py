@@ -7,9 +7,14 @@ from dataclasses import replace
 
 import pytest
 
+from pyra_dist.core.effects import Effect, PersistLastApplied
+from pyra_dist.core.events import Event
+from pyra_dist.core.log_view import LogView
+from pyra_dist.core.server import RaftCore
+from pyra_dist.core.state import CoreConfig
 from pyra_dist.testing.faults import Fault, FaultConfig
 from pyra_dist.testing.linearizability import CheckOutcome
-from pyra_dist.testing.sim import PROFILES, SimCluster, SimConfig, main, run_seeds
+from pyra_dist.testing.sim import PROFILES, Meta, SimCluster, SimConfig, main, run_seeds
 
 # Sized so that the CI run (below) stays within the directory's time budget on a loaded 2-core box:
 # short histories (1.2 s of faults, then 2.6 s to settle, 2 clients), about 450 steps each.
@@ -74,3 +79,32 @@ def test_members_joining_behind_a_snapshot_catch_up_without_violations() -> None
         assert result.violations == ()
         installs += sum("InstallSnapshotRpc" in line for line in result.trace)
     assert installs > 0
+
+
+F4_SEEDS = (107, 163)  # --profile chaos, 7 servers: replays of unwritten overwrites after a crash
+
+
+class CappedLastApplied(RaftCore):
+    """The fix proposed for finding F4: never persist ``last_applied`` above the last written index."""
+
+    def handle(self, event: Event) -> list[Effect]:
+        written, _ = self.log.last_written()
+        return [
+            PersistLastApplied(min(e.index, written)) if isinstance(e, PersistLastApplied) else e
+            for e in super().handle(event)
+        ]
+
+
+def _capped(cfg: CoreConfig, log: LogView, meta: Meta) -> RaftCore:
+    return CappedLastApplied(cfg, log, meta)
+
+
+@pytest.mark.xfail(reason="finding F4 (docs/internals/simulator.md): open in pyra_dist.core", strict=False)
+def test_restart_never_reapplies_an_entry_that_was_overwritten_before_the_crash() -> None:
+    summary = run_seeds(F4_SEEDS, config=PROFILES["chaos"])
+    assert [(r.seed, r.violations) for r in summary.failures] == []
+
+
+def test_capping_persisted_last_applied_at_the_written_index_removes_finding_f4() -> None:
+    summary = run_seeds(F4_SEEDS, config=PROFILES["chaos"], core_factory=_capped)
+    assert [(r.seed, r.violations) for r in summary.failures] == []
