@@ -4,6 +4,9 @@ Owns: the closed ``Event`` union fed to ``RaftCore.handle``: peer messages, clie
 an opaque ``From`` caller token), timer expiries, I/O completions and failure-detector signals.
 Must not: contain behaviour; time is injected through ``system_time`` fields and ``Tick``.
 
+There is deliberately no ``MetaPersisted`` event: ``PersistMeta`` is synchronous (the interpreter
+finishes it before the next effect), exactly like Ra's dets write before a vote reply.
+
 Mapping to Ra 2.2.0's gen_statem events (ra-internals §4):
 ``CommandRequest``        ``{leader_call, {command, Prio, {'$usr', C, Mode}}}`` (``from_`` set) or the
                           cast ``{command, Prio, {'$usr', C, Mode}}`` (``from_`` None)
