@@ -15,6 +15,7 @@ so signal order between two processes is kept (reference §4.1).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import Callable
@@ -112,6 +113,7 @@ class DistChannel:
         self._timer: asyncio.TimerHandle | None = None
         self._closed: asyncio.Future[str] = self._loop.create_future()
         self._task: asyncio.Task[None] | None = None  # the reader task, for connect()ed channels
+        self._flush_scheduled = False
 
     def __repr__(self) -> str:
         return f"<DistChannel {self.local.name} <-> {self.peer_node}{' closed' if self.closed else ''}>"
@@ -135,7 +137,10 @@ class DistChannel:
         if self.closed:
             raise ConnectionLost(f"connection to {self.peer_node} is closed")
         self._conn.send(control, payload)
-        self._flush()
+        if not self._flush_scheduled:
+            # Coalesce the messages sent in one loop iteration into one socket write.
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
 
     def close(self, reason: str = "closed") -> None:
         """Close the channel (idempotent); ``on_closed(reason)`` follows synchronously."""
@@ -173,6 +178,7 @@ class DistChannel:
             self._finish("internal_error", repr(exc))
 
     def _flush(self) -> None:
+        self._flush_scheduled = False
         out = self._conn.data_to_send()
         if out and not self._writer.is_closing():
             self._writer.write(out)
@@ -429,7 +435,10 @@ async def listen(host: str = "0.0.0.0", port: int = 0) -> Listener:
     holder: list[Listener] = []
 
     async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await holder[0]._on_client(reader, writer)
+        # Python 3.11's stream callback calls task.exception() on this task, which raises if
+        # the task was cancelled (loop shutdown): end quietly instead; the channel is closed.
+        with contextlib.suppress(asyncio.CancelledError):
+            await holder[0]._on_client(reader, writer)
 
     server = await asyncio.start_server(on_client, host, port, start_serving=False)
     holder.append(Listener(server))
