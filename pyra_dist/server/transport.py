@@ -27,7 +27,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
-from pyra_dist.core.events import CommandRequest, Event, NodeDown, NodeUp, PeerDown, PeerMessage
+from pyra_dist.core.events import (
+    CommandRequest,
+    Event,
+    NodeDown,
+    NodeUp,
+    PeerCallFailed,
+    PeerDown,
+    PeerMessage,
+)
 from pyra_dist.core.messages import InstallSnapshotRpc, PeerRpc, PreVoteRpc, RequestVoteRpc
 from pyra_dist.server import errors
 from pyra_dist.types import From, ServerId
@@ -237,11 +245,18 @@ class LocalTransport:
 
     def send_peer(self, sender: ServerId, to: ServerId, rpc: PeerRpc, reply_to: From | None) -> None:
         """See ``PeerTransport.send_peer``: a local reply arrives as a plain ``PeerMessage``."""
+        is_call = reply_to is None and isinstance(rpc, _CALLS)
         target = self._process(to)
         if target is None:
+            if is_call:
+                # A gen call to a dead process fails at once (noproc / nodedown), as Ra's caller sees it.
+                caller = self._process(sender)
+                if caller is not None:
+                    reason = "noproc" if self._network.system(to.node) is not None else "nodedown"
+                    caller.deliver(PeerCallFailed(peer=to, rpc=rpc, reason=reason))
             return
         # Requests Ra makes as gen calls carry a token so the callee answers with SendRpc(reply_to=…).
-        call = LocalCall(sender) if reply_to is None and isinstance(rpc, _CALLS) else None
+        call = LocalCall(sender) if is_call else None
         target.deliver(PeerMessage(sender=sender, msg=rpc, call=call))
 
     def forward_command(self, sender: ServerId, to: ServerId, request: CommandRequest) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pyra_dist.core.events import NodeDown, NodeUp, PeerDown, PeerMessage, PingRequest
+from pyra_dist.core.events import NodeDown, NodeUp, PeerCallFailed, PeerDown, PeerMessage, PingRequest
 from pyra_dist.core.messages import AppendEntriesReply, PreVoteRpc, RequestVoteResult
 from pyra_dist.server import LocalNetwork, System, errors
 from pyra_dist.server.transport import ClientCall, LocalCall, RaEvent
@@ -122,3 +122,18 @@ def test_ra_events_reach_the_registered_sink_of_the_pid_node(two_nodes) -> None:
     a.transport.unregister_sink(pid)
     b.transport.send_event(pid, event)
     assert got == [event]
+
+
+def test_a_gen_call_to_a_server_that_is_not_running_fails_back_to_the_caller(two_nodes) -> None:  # type: ignore[no-untyped-def]
+    a, _ = two_nodes
+    caller = Watcher()
+    a._processes["s"] = caller
+    rpc = PreVoteRpc(1, 0, 1, "token", ServerId("s", A), 0, 0)
+    a.transport.send_peer(ServerId("s", A), ServerId("s", B), rpc, None)
+    a.transport.send_peer(ServerId("s", A), ServerId("s", "gone@localhost"), rpc, None)
+    del a._processes["s"]
+
+    assert caller.inbox == [
+        PeerCallFailed(ServerId("s", B), rpc, "noproc"),
+        PeerCallFailed(ServerId("s", "gone@localhost"), rpc, "nodedown"),
+    ]
