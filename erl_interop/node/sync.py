@@ -63,6 +63,26 @@ class SyncProcess:
         """Link to ``pid``."""
         self._owner._run_sync(self.process.link, pid)
 
+    def unlink(self, pid: Pid) -> None:
+        """Unlink from ``pid`` (UNLINK_ID protocol)."""
+        self._owner._run_sync(self.process.unlink, pid)
+
+    def demonitor(self, ref: Reference, *, flush: bool = False) -> None:
+        """Drop a monitor (see :meth:`Process.demonitor`)."""
+        self._owner._run_sync(lambda: self.process.demonitor(ref, flush=flush))
+
+    def exit(self, pid: Pid, reason: Term) -> None:
+        """Send an exit signal (``exit/2``)."""
+        self._owner._run_sync(self.process.exit, pid, reason)
+
+    def alias(self) -> Reference:
+        """Create an alias for this process."""
+        return self._owner._run_sync(self.process.alias)
+
+    def unalias(self, ref: Reference) -> None:
+        """Deactivate an alias."""
+        self._owner._run_sync(self.process.unalias, ref)
+
     def close(self, reason: Term = NORMAL) -> None:
         """End the process with ``reason`` (links and monitors fire as for any exit)."""
         self._owner._run_sync(self.process.close, reason)

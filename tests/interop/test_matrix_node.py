@@ -327,6 +327,18 @@ def test_python_links_and_monitors_erlang_processes(pair: Pair) -> None:
         }
         gone = me.monitor((Atom("victim"), peer))
         assert me.receive(timeout=10) == (DOWN, gone, PROCESS, (Atom("victim"), Atom(peer)), Atom("noproc"))
+        # Python unlinks (UNLINK_ID, acked by the BEAM): the later exit does not reach us.
+        pair.ev(
+            "register(victim2, spawn(fun() -> receive stop -> exit(boom2) end end)).",
+            "Process.register(spawn(fn -> receive do :stop -> exit(:boom2) end end), :victim2)",
+        )
+        victim2 = pair.node.rpc(peer, "erlang", "whereis", [Atom("victim2")])
+        me.link(victim2)
+        me.unlink(victim2)
+        assert pair.node.rpc(peer, "erlang", "process_info", [victim2, Atom("links")]) == (Atom("links"), [])
+        pair.ev("victim2 ! stop.", "send(:victim2, :stop)")
+        with pytest.raises(TimeoutError):
+            me.receive(timeout=0.3)
     finally:
         me.close()
 
