@@ -337,6 +337,11 @@ def control_op(msg: ControlMessage) -> ControlOp:
     return ControlOp(op[0])
 
 
+_PAYLOAD_CLASSES: Final[frozenset[type]] = frozenset(
+    {Send, RegSend, SendSender, PayloadExit, PayloadExit2, PayloadMonitorPExit, SpawnRequest, AliasSend}
+)
+
+
 def carries_payload(msg: ControlMessage) -> bool:
     """Whether ``msg`` must be followed by a payload term (message, reason or arguments).
 
@@ -346,17 +351,7 @@ def carries_payload(msg: ControlMessage) -> bool:
     Returns:
         True for SEND, REG_SEND, SEND_SENDER, PAYLOAD_*, SPAWN_REQUEST and ALIAS_SEND (and TT forms).
     """
-    return isinstance(
-        msg,
-        Send
-        | RegSend
-        | SendSender
-        | PayloadExit
-        | PayloadExit2
-        | PayloadMonitorPExit
-        | SpawnRequest
-        | AliasSend,
-    )
+    return type(msg) in _PAYLOAD_CLASSES
 
 
 def op_carries_payload(op: int) -> bool:
@@ -498,6 +493,10 @@ _ARITY: Final[dict[ControlOp, int]] = {
 }
 
 
+# int -> member, cheaper than calling the enum on the receive path.
+_OPS: Final[dict[int, ControlOp]] = {op.value: op for op in ControlOp}
+
+
 def control_from_term(term: Term) -> ControlMessage:
     """Parse a decoded control tuple into its typed message (``_TT`` ops fold into the plain class).
 
@@ -513,10 +512,9 @@ def control_from_term(term: Term) -> ControlMessage:
     """
     if not isinstance(term, tuple) or not term or not isinstance(term[0], int) or isinstance(term[0], bool):
         raise DistProtocolError(f"control message is not a tuple starting with an op number: {term!r}")
-    try:
-        op = ControlOp(term[0])
-    except ValueError:
-        raise DistProtocolError(f"unknown control op {term[0]}") from None
+    op = _OPS.get(term[0])
+    if op is None:
+        raise DistProtocolError(f"unknown control op {term[0]}")
     if len(term) != _ARITY[op]:
         raise DistProtocolError(f"control op {op.name} has arity {len(term)}, expected {_ARITY[op]}")
     e = term
