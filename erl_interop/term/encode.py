@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from itertools import chain
 from typing import Any, Final
 
@@ -342,10 +342,10 @@ def _encode_atom_into(a: Any, out: bytearray, mode: int, seen: list[bool]) -> No
     out += e
 
 
-def _encode(term: Any, out: bytearray, mode: int, nesting: int = 0) -> bool:
-    """Append the encoding of ``term`` to ``out``; return True if a Latin-1 atom and a bool were mixed.
+def _encode(term: Any, out: bytearray, mode: int, nesting: int = 0) -> tuple[bool, bool]:
+    """Append the encoding of ``term`` to ``out``; return (a Latin-1 atom was written, a bool was).
 
-    The return value drives ``term_to_binary``'s automatic style: a term decoded from OTP 25's default
+    The flags drive ``term_to_binary``'s automatic style: a term decoded from OTP 25's default
     ``term_to_binary`` has ATOM_EXT atoms, and then its ``true``/``false`` must be ATOM_EXT too.
     """
     stack: list[Iterator[Any]] = []
@@ -438,8 +438,96 @@ def _encode(term: Any, out: bytearray, mode: int, nesting: int = 0) -> bool:
                     break
         else:
             if not stack:
-                return (saw_old or seen[0]) and saw_bool
+                return (saw_old or seen[0]), saw_bool
             it = pop()
+
+
+# Nesting the recursive fast path handles before it hands a subterm to the iterative encoder.
+_FAST_DEPTH: Final = 48
+
+
+def _fast_encode(xs: Iterable[Any], out: bytearray, depth: int, flags: list[bool]) -> None:
+    """Encode every element of ``xs`` in DEFAULT mode: the fast path for ``encode``/``term_to_binary``.
+
+    Same output as ``_encode(..., _DEFAULT)``, with one Python call per container instead of an
+    iterator stack; containers nested deeper than ``_FAST_DEPTH`` go to the iterative encoder.
+    ``flags[0]``/``flags[1]``: a Latin-1 atom / a boolean or None was written (see ``_encode``).
+    """
+    small_int = _SMALL_INT
+    b_hdr = _B_HDR
+    for x in xs:
+        t = type(x)
+        if t is Atom:
+            e = x._ext
+            if e is None:
+                e = _atom_slow(x, _DEFAULT)
+                if e[0] == 100 or e[0] == 115:
+                    flags[0] = True
+            out += e
+        elif t is int:
+            if 0 <= x < 256:
+                out += small_int[x]
+            elif -2147483648 <= x <= 2147483647:
+                out += _B_INT(98, x)
+            else:
+                out += _big(x)
+        elif t is bytes:
+            out += b_hdr(109, len(x))
+            out += x
+        elif depth >= _FAST_DEPTH and (t is tuple or t is list or t is dict or t is Map):
+            saw_old, saw_bool = _encode(x, out, _DEFAULT)
+            flags[0] = flags[0] or saw_old
+            flags[1] = flags[1] or saw_bool
+        elif t is tuple:
+            n = len(x)
+            out += _SMALL_TUPLE[n] if n < 256 else b_hdr(105, n)
+            if n:
+                _fast_encode(x, out, depth + 1, flags)
+        elif t is dict or t is Map:
+            out += b_hdr(116, len(x))
+            if x:
+                _fast_encode(_map_pairs(x, _DEFAULT, 0), out, depth + 1, flags)
+        elif t is list:
+            n = len(x)
+            if n == 0:
+                out += b"j"
+                continue
+            if n <= 65535 and type(x[0]) is int and len(set(map(type, x))) == 1:
+                try:
+                    b = bytes(x)
+                except ValueError:
+                    pass
+                else:
+                    out += _B_STR(107, n)
+                    out += b
+                    continue
+            out += b_hdr(108, n)
+            _fast_encode(x, out, depth + 1, flags)
+            out += b"j"
+        elif t is str:
+            try:
+                b = x.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise EncodeError(f"str is not valid Unicode (lone surrogate?): {exc}") from None
+            out += b_hdr(109, len(b))
+            out += b
+        elif t is float:
+            if x - x != 0.0:
+                _check_float(x)
+            out += _B_FLOAT(70, x)
+        elif t is bool:
+            flags[1] = True
+            out += b"w\x04true" if x else b"w\x05false"
+        elif x is None:
+            flags[1] = True
+            out += b"w\x09undefined"
+        else:
+            seen = [False]
+            rest = _encode_other(x, out, _DEFAULT, 0, seen)
+            if seen[0]:
+                flags[0] = True
+            if rest is not None:
+                _fast_encode(rest, out, depth + 1, flags)
 
 
 def _canonical(term: Any, nesting: int) -> bytes:
@@ -473,10 +561,7 @@ def encode(term: Term, out: bytearray) -> None:
     Raises:
         EncodeError: the value (or something inside it) has no legal encoding.
     """
-    try:
-        _encode(term, out, _DEFAULT)
-    except RecursionError:  # pragma: no cover - the loop is iterative; only user __eq__ could recurse
-        raise EncodeError("term too deeply nested") from None
+    _fast_encode((term,), out, 0, [False, False])
 
 
 def term_to_binary(term: Term, *, compressed: bool | int = False, minor_version: int | None = None) -> bytes:
@@ -510,7 +595,14 @@ def term_to_binary(term: Term, *, compressed: bool | int = False, minor_version:
     if not 0 <= level <= 9:
         raise ValueError(f"compression level must be 0..9, not {compressed!r}")
     out = bytearray(b"\x83")
-    if _encode(term, out, mode):
+    if mode == _DEFAULT:
+        flags = [False, False]
+        _fast_encode((term,), out, 0, flags)
+        old_style_booleans = flags[0] and flags[1]
+    else:
+        saw_old, saw_bool = _encode(term, out, mode)
+        old_style_booleans = saw_old and saw_bool
+    if old_style_booleans:
         # A term decoded from OTP 25's default term_to_binary (ATOM_EXT atoms) mixed with booleans:
         # write the booleans as ATOM_EXT too, as OTP did.
         out = bytearray(b"\x83")
