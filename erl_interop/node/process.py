@@ -175,6 +175,7 @@ class Process:
     def link(self, pid: Pid) -> None:
         """Link to ``pid`` (``link/1``). A dead or unreachable peer sends back ``noproc`` /
         ``noconnection`` as an exit signal."""
+        self._check_alive()
         if pid == self.pid:
             return
         state = self._links.get(pid)
@@ -205,6 +206,7 @@ class Process:
             mailbox when the target dies (``noproc`` at once if it does not exist,
             ``noconnection`` if its node is lost). ``Obj`` is the pid, or ``(Name, Node)``.
         """
+        self._check_alive()
         ref = self.node._registry.make_ref()
         name_or_pid, node = self.node._resolve_target(target)
         self._monitors[ref] = (name_or_pid, node)
@@ -224,6 +226,7 @@ class Process:
         """``erlang:monitor_node(Node, Flag)``: get ``{nodedown, Node}`` when the connection
         to ``node`` is lost or cannot be made (connecting now if needed). Each ``True`` call
         adds one message; ``False`` removes every pending one."""
+        self._check_alive()
         peer = node if isinstance(node, Atom) else Atom(node)
         if not flag:
             self._node_monitors.pop(peer, None)
@@ -239,6 +242,7 @@ class Process:
 
     def alias(self) -> Reference:
         """Create an alias (``alias/0``): messages sent to it reach this process until unalias."""
+        self._check_alive()
         ref = self.node._registry.make_ref()
         self._aliases.add(ref)
         self.node._registry.aliases[ref] = self.pid
@@ -248,6 +252,11 @@ class Process:
         """Deactivate an alias; later messages to it are dropped."""
         self._aliases.discard(ref)
         self.node._registry.aliases.pop(ref, None)
+
+    def _check_alive(self) -> None:
+        # A dead process cannot create links, monitors or aliases: they would never fire.
+        if not self.alive:
+            raise ProcessExit(self.exit_reason)
 
     def make_ref(self) -> Reference:
         """A fresh reference of this node."""

@@ -243,3 +243,14 @@ async def test_monitor_node_on_an_unreachable_node_reports_nodedown_at_once(node
         assert [await me.receive(timeout=5) for _ in range(2)] == [
             (Atom("nodedown"), Atom("far@nowhere"))
         ] * 2
+
+
+async def test_a_dead_process_cannot_create_links_monitors_or_aliases(node: Node) -> None:
+    gone = node.process()
+    gone.close(Atom("bye"))
+    other = node.process()
+    for action in (lambda: gone.link(other.pid), lambda: gone.monitor(other.pid), gone.alias):
+        with pytest.raises(ProcessExit) as info:
+            action()
+        assert info.value.reason == Atom("bye")
+    assert other.links() == []
