@@ -198,6 +198,7 @@ PEER_KINDS = [
     PeerKind("otp28-short", long_names=False, otp28=True),
     PeerKind("otp28-long", long_names=True, otp28=True),
     PeerKind("elixir-short", long_names=False, elixir=True),
+    PeerKind("elixir-long", long_names=True, elixir=True),
 ]
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import struct
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from erl_interop.dist import control as c
 from erl_interop.dist.connection import (
@@ -233,3 +235,28 @@ def test_close_reports_the_reason_once() -> None:
     assert a.close("shutdown") == [ConnectionClosed(reason="shutdown")]
     assert a.close("again") == []
     assert a.eof() == []
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.binary(max_size=120), max_size=6))
+def test_arbitrary_bytes_after_the_handshake_only_ever_close_the_connection(chunks: list[bytes]) -> None:
+    _, b = pair()
+    events: list[DistEvent] = []
+    for chunk in chunks:
+        events.extend(b.receive_data(chunk, 0.5))
+    assert all(isinstance(e, MessageReceived | ConnectionClosed) for e in events)
+    closes = [i for i, e in enumerate(events) if isinstance(e, ConnectionClosed)]
+    assert closes in ([], [len(events) - 1])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.binary(max_size=60), max_size=6))
+def test_arbitrary_bytes_during_the_handshake_only_ever_fail_it(chunks: list[bytes]) -> None:
+    b = DistConnection(B, role=Role.ACCEPTOR, challenge=2, now=0.0)
+    events: list[DistEvent] = []
+    for chunk in chunks:
+        for event in b.receive_data(chunk, 0.0):
+            events.append(event)
+            if isinstance(event, PeerNamed):
+                events.extend(b.answer_peer(PeerState.NONE, 0.0))
+    assert all(isinstance(e, PeerNamed | HandshakeFailed) for e in events)

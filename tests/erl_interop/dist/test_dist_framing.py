@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from erl_interop.dist.errors import DistProtocolError
 from erl_interop.dist.flags import DEFAULT_HIDDEN, DEFAULT_VISIBLE, MANDATORY_25, negotiate
@@ -175,3 +177,58 @@ def test_incomplete_sequences_are_bounded_in_memory() -> None:
 def test_negotiation_is_the_intersection_of_both_sets() -> None:
     assert negotiate(DEFAULT_VISIBLE, DEFAULT_HIDDEN) == DEFAULT_HIDDEN
     assert negotiate(DEFAULT_VISIBLE, MANDATORY_25) == MANDATORY_25
+
+
+@settings(max_examples=150, deadline=None)
+@given(payloads=st.lists(st.binary(max_size=300), max_size=20), data=st.data())
+def test_any_split_of_a_framed_stream_yields_the_same_packets(
+    payloads: list[bytes], data: st.DataObject
+) -> None:
+    stream = b"".join(frame(p, 4) for p in payloads)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=12)))
+    buf = PacketBuffer(4)
+    out: list[object] = []
+    previous = 0
+    for cut in [*cuts, len(stream)]:
+        buf.feed(stream[previous:cut])
+        previous = cut
+        while (packet := buf.next_packet()) is not None:
+            out.append(packet)
+    assert out == [TICK if p == b"" else p for p in payloads]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    bodies=st.lists(st.binary(min_size=0, max_size=200), min_size=1, max_size=6),
+    size=st.integers(1, 50),
+    data=st.data(),
+)
+def test_interleaved_fragment_sequences_always_reassemble(
+    bodies: list[bytes], size: int, data: st.DataObject
+) -> None:
+    queues = [fragment_packets(body, seq, fragment_size=size) for seq, body in enumerate(bodies)]
+    asm = FragmentAssembler()
+    done: dict[bytes, int] = {}
+    while any(queues):
+        i = data.draw(st.sampled_from([n for n, q in enumerate(queues) if q]))
+        result = asm.receive(queues[i].pop(0))
+        if result is not None:
+            assert result.offset == 0 or result.data[:2] == b"\x83\x45"
+            body = result.data[result.offset :]
+            done[body] = done.get(body, 0) + 1
+    expected: dict[bytes, int] = {}
+    for body in bodies:
+        expected[body] = expected.get(body, 0) + 1
+    assert done == expected
+    assert asm.pending_sequences == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=400))
+def test_arbitrary_bytes_never_raise_from_the_dist_header_decoder(packet: bytes) -> None:
+    asm = FragmentAssembler(max_pending_bytes=10_000)
+    for candidate in (packet, b"\x83\x44" + packet, b"\x83\x45" + packet, b"\x83\x46" + packet):
+        try:
+            asm.receive(candidate)
+        except DistProtocolError:
+            pass

@@ -88,7 +88,9 @@ async def test_a_wrong_cookie_on_our_side_is_refused_by_the_peer_which_logs_it(r
             await node.connect(rp.peer.node)
         line = await wait_for_output(rp.peer, "Invalid challenge reply")
         # The peer prints our name as an atom: quoted when it has dots, with a colon in Elixir.
-        shown = f":{node.name}" if rp.kind.elixir else f"'{node.name}'" if rp.kind.long_names else node.name
+        quoted = f'"{node.name}"' if rp.kind.elixir else f"'{node.name}'"
+        shown = quoted if rp.kind.long_names else node.name
+        shown = f":{shown}" if rp.kind.elixir else shown
         assert f"** Connection attempt from node {shown} rejected. Invalid challenge reply. **" in line
 
 

@@ -47,7 +47,7 @@ async def test_ticks_keep_an_idle_connection_up_beyond_the_peers_net_ticktime(ti
 
 
 async def test_a_silent_peer_is_dropped_with_net_tick_timeout(tick_peer: ErlPeer) -> None:
-    async with PyNode(unique("py"), tick_peer.cookie, net_ticktime=2.0) as node:
+    async with PyNode(unique("py"), tick_peer.cookie, net_ticktime=3.0) as node:
         channel = await node.connect(tick_peer.node)
         assert tick_peer.proc is not None
         pid = tick_peer.proc.pid
