@@ -125,8 +125,8 @@ class ServerHooks(Protocol):
     def members_changed(self, process: ServerProcess, members: tuple[ServerId, ...]) -> None:
         """``process``'s effective configuration changed."""
 
-    def process_stopped(self, process: ServerProcess, reason: object) -> None:
-        """``process`` stopped; forget it."""
+    def process_stopped(self, process: ServerProcess, reason: object, delete_data: bool) -> None:
+        """``process`` stopped; forget it (and delete its data after ``delete_cluster``)."""
 
 
 class EffectInterpreter:
@@ -260,11 +260,11 @@ class EffectInterpreter:
             case _:
                 assert_never(effect)
 
-    def server_stopped(self, process: ServerProcess, reason: object) -> None:
+    def server_stopped(self, process: ServerProcess, reason: object, delete_data: bool = False) -> None:
         """Release everything the interpreter holds for ``process`` (timers, monitors)."""
         self._timers.cancel_all(process)
         self._transport.forget(process)
-        self._hooks.process_stopped(process, reason)
+        self._hooks.process_stopped(process, reason, delete_data)
 
 
 # Effects after which the core may read what they changed: a burst of events must be executed up to

@@ -23,7 +23,7 @@ from collections.abc import Hashable
 from typing import Protocol
 
 from pyra_dist.core.effects import Effect
-from pyra_dist.core.events import Event, TimerFired, TimerKey
+from pyra_dist.core.events import Event, TimerFired
 from pyra_dist.server.effects import BARRIERS, EffectInterpreter, ServerStopped
 from pyra_dist.server.errors import NoProc
 from pyra_dist.types import Role, ServerId
@@ -155,7 +155,7 @@ class ServerProcess:
                     await execute(self, batch)
         except ServerStopped as stop:
             self.stop_reason = stop.reason
-            self._finish(stop.reason)
+            self._finish(stop.reason, delete_data=stop.delete_data)
         except asyncio.CancelledError:
             self._finish("killed")
             raise
@@ -165,15 +165,11 @@ class ServerProcess:
             _log.exception("%s: server crashed", self.server_id)
             self._finish(("crashed", repr(exc)))
 
-    def _finish(self, reason: object) -> None:
+    def _finish(self, reason: object, delete_data: bool = False) -> None:
         self._stopped = True
         self._mailbox.clear()
         for future in list(self._calls):
             if not future.done():
                 future.set_exception(NoProc(f"{self.server_id} stopped", server_id=self.server_id))
         self._calls.clear()
-        self._interpreter.server_stopped(self, reason)
-
-    def timer_key(self, key: TimerKey) -> Hashable:
-        """The key under which a core timer is stored in the timer service (the core's own key)."""
-        return key
+        self._interpreter.server_stopped(self, reason, delete_data)

@@ -509,8 +509,9 @@ class System:
         entry = self.leaderboard.setdefault(process.cluster_name, LeaderboardEntry(None, members))
         entry.members = members
 
-    def process_stopped(self, process: ServerProcess, reason: object) -> None:
-        """Forget a stopped process and fire the monitors on it."""
+    def process_stopped(self, process: ServerProcess, reason: object, delete_data: bool = False) -> None:
+        """Forget a stopped process and fire the monitors on it; after ``delete_cluster`` (a ``Stop`` with
+        ``delete_data``) also delete its data, as Ra's servers do when they apply the delete."""
         name = process.server_id.name
         if self._processes.get(name) is process:
             del self._processes[name]
@@ -519,6 +520,8 @@ class System:
         if storage is not None:
             storage.close()
         self.transport.server_down(process.server_id, reason)
+        if delete_data and self._tg is not None and not self._closed:
+            self._tg.create_task(self.force_delete_server(name), name=f"ra-delete-{process.server_id}")
 
     # -- the node-level tick -----------------------------------------------------------------------
 

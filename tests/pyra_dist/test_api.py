@@ -287,9 +287,10 @@ async def test_delete_cluster_stops_every_member_and_deletes_its_data(cluster: C
 
     assert leader in IDS
     await _until(
-        lambda: _async_value([s.process("kv") for s in cluster.systems.values()]),
-        lambda procs: procs == [None, None, None],
+        lambda: _async_value([(s.process("kv"), s.registered_names()) for s in cluster.systems.values()]),
+        lambda states: states == [(None, {})] * 3,
     )
+    assert [list(s.dir.glob("*/config")) for s in cluster.systems.values()] == [[], [], []]
 
 
 async def _async_value(value: object) -> object:
