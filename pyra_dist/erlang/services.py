@@ -29,7 +29,6 @@ from pyra_dist.erlang.records import RecordError, server_id_from_term
 from pyra_dist.erlang.transport import DistTransport
 from pyra_dist.server import errors
 from pyra_dist.server.system import ServerConfig
-from pyra_dist.server.transport import LocalTransport
 
 if TYPE_CHECKING:
     from erl_interop.node.node import Node
@@ -111,11 +110,11 @@ class ErlangEdge:
         self.system = system
         self.node = node
         self.registry = registry if registry is not None else ErlangRegistry()
-        local = system.transport
-        if not isinstance(local, LocalTransport):
+        local = system.local
+        if system.transport is not local:
             raise TypeError("the system already has a non-local transport")
         self.transport = DistTransport(system, node, self.registry, local)
-        system.transport = self.transport  # type: ignore[assignment]
+        system.transport = self.transport
         self.ra = RaModule(node)
         self._aten: asyncio.Task[None] | None = None
 
@@ -258,7 +257,8 @@ def attach_erlang_edge(system: System, node: Node, registry: ErlangRegistry | No
     """Make ``system`` reachable from Erlang through ``node`` (call before ``async with system``).
 
     Args:
-        system: an opened system (``await System.start(..., node=str(node.name))``), not entered.
+        system: an opened system, not entered, whose peers may be Erlang:
+            ``await System.start(..., node=str(node.name), snapshot_codec=RaSnapshotCodec())``.
         node: the started ``erl_interop`` node.
         registry: machines and functions Erlang may name.
 

@@ -19,12 +19,13 @@ call that times out or finds no process produces nothing (the core never waits o
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from erl_interop.errors import ErlInteropError
+from erl_interop.errors import CallTimeout, ErlInteropError
 from erl_interop.node.gen_server import reply as gen_reply
 from erl_interop.node.process import Process
 from erl_interop.term import Atom, Pid, Reference, Term, decode
@@ -34,6 +35,7 @@ from pyra_dist.core.events import (
     Event,
     NodeDown,
     NodeUp,
+    PeerCallFailed,
     PeerDown,
     PeerMessage,
 )
@@ -94,6 +96,7 @@ NOPROC: Final = Atom("noproc")
 # snapshot chunks install_snap_rpc_timeout = 120000 ms.
 VOTE_CALL_TIMEOUT_S: Final = 1.0
 SNAPSHOT_CALL_TIMEOUT_S: Final = 120.0
+SNAPSHOT_FAILURE_PAUSE_S: Final = 5.0
 
 # Records that arrive (and leave) as gen calls; everything else between servers is a cast.
 _CALLED: Final = (PreVoteRpc, RequestVoteRpc, InstallSnapshotRpc)
@@ -158,8 +161,9 @@ class DistTransport:
     def _is_local(self, server_id: ServerId) -> bool:
         return self._local.network.system(server_id.node) is not None
 
-    def _spawn(self, coro: Any) -> None:
-        self._node.task_group.create_task(coro)
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        # A task of the node's TaskGroup that raised would stop the whole node: log and drop.
+        self._node.task_group.create_task(_guarded(coro))
 
     # -- the per-server processes -------------------------------------------------------------------
 
@@ -284,16 +288,23 @@ class DistTransport:
                 proc.send(dest, (GEN_CAST, rpc_to_term(rpc)))
 
     async def _peer_call(self, sender: ServerId, to: ServerId, rpc: PeerRpc, timeout: float) -> None:  # noqa: ASYNC109
-        # Ra spawns a caller per peer; a missing answer simply produces nothing (§1.3).
+        # Ra spawns a caller per peer (§1.3). A vote call without an answer produces nothing; a
+        # snapshot sender that fails exits and the leader sees it go down, after a 5 s pause
+        # unless it timed out (ra_server_proc's "primitive throttling"): PeerCallFailed.
+        event: Event
         try:
             answer = await self._node.call((Atom(to.name), Atom(to.node)), rpc_to_term(rpc), timeout)
-            result = rpc_from_term(answer)
+            event = PeerMessage(sender=to, msg=rpc_from_term(answer))
         except (ErlInteropError, RecordError) as exc:
             _log.debug("%s: %s to %s got no result: %r", sender, type(rpc).__name__, to, exc)
-            return
+            if not isinstance(rpc, InstallSnapshotRpc):
+                return
+            if not isinstance(exc, CallTimeout):
+                await asyncio.sleep(SNAPSHOT_FAILURE_PAUSE_S)
+            event = PeerCallFailed(peer=to, rpc=rpc, reason=type(exc).__name__)
         server = self._system.process(sender.name)
         if server is not None:
-            server.deliver(PeerMessage(sender=to, msg=result))
+            server.deliver(event)
 
     def forward_command(self, sender: ServerId, to: ServerId, request: CommandRequest) -> None:
         """See ``PeerTransport.forward_command``: ``{'$gen_cast', {command, Prio, {'$usr', C, Mode}}}``."""
@@ -437,6 +448,15 @@ class DistTransport:
         self._ports.clear()
         if self._edge.alive:
             self._edge.close()
+
+
+async def _guarded(coro: Coroutine[Any, Any, None]) -> None:
+    try:
+        await coro
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        _log.exception("erlang edge task failed")
 
 
 def _needs_resolving(reply: object) -> bool:
