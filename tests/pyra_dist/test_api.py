@@ -415,3 +415,38 @@ async def test_readme_walkthrough_dynamic_membership(tmp_path: Path) -> None:
     finally:
         for system in reversed(list(systems.values())):
             await system.__aexit__(None, None, None)
+
+
+async def test_a_new_member_catches_up_from_a_snapshot_and_restarts_from_it(tmp_path: Path) -> None:
+    network = LocalNetwork()
+    nodes = ["s1@localhost", "s2@localhost", "s3@localhost", "s4@localhost"]
+    systems = {n: await System.start("default", tmp_path, n, network=network) for n in nodes}
+    try:
+        for system in systems.values():
+            await system.__aenter__()
+        caller = systems[nodes[0]]
+        ids = [ServerId("snap", n) for n in nodes]
+        machine = KvMachine(snapshot_every=50)
+        await ra.start_cluster(caller, "snap", machine, ids[:3], snapshot_interval=10)
+        expected = {}
+        for i in range(120):
+            await ra.process_command(caller, ids, ("put", f"k{i}", i))
+            expected[f"k{i}"] = i
+        await _changed(lambda: ra.add_member(caller, ids, ids[3]))
+        await ra.start_server(caller, "snap", ids[3], machine, ids, snapshot_interval=10)
+
+        caught_up = await _until(
+            lambda: ra.local_query(caller, ids[3], lambda s: dict(s)), lambda r: r.result == expected
+        )
+        overview = ra.overview(systems[nodes[3]])["servers"]["snap"]["overview"]  # type: ignore[index]
+        assert overview["snapshot_index"] == 100 and caught_up.index_term[0] > 100
+
+        await ra.stop_server(caller, ids[3])
+        await ra.restart_server(caller, ids[3])
+        restarted = await _until(
+            lambda: ra.local_query(caller, ids[3], lambda s: dict(s)), lambda r: r.result == expected
+        )
+        assert restarted.index_term[0] >= caught_up.index_term[0]
+    finally:
+        for system in reversed(list(systems.values())):
+            await system.__aexit__(None, None, None)
