@@ -15,7 +15,7 @@ from dist_support import PyNode, RunningPeer, peer_eval, raw_handshake, unique, 
 
 from erl_interop.dist import control as c
 from erl_interop.dist.connection import LocalNode
-from erl_interop.dist.flags import DEFAULT_HIDDEN, DistFlags
+from erl_interop.dist.flags import DEFAULT_HIDDEN, REQUIRED, DistFlags
 from erl_interop.dist.transport import DistChannel
 from erl_interop.errors import HandshakeError
 from erl_interop.term import Atom, Pid, Term, binary_to_term, encode
@@ -268,3 +268,33 @@ async def test_a_visible_python_node_is_listed_in_nodes_and_gets_the_nodeup_traf
         assert isinstance(init_connect, tuple) and init_connect[0] == Atom("$gen_cast")
         assert init_connect[1][0] == Atom("init_connect")
         await _close_and_wait(channel)
+
+
+async def test_the_peer_refuses_us_when_we_lack_one_of_its_mandatory_flags_and_says_which(
+    rp: RunningPeer,
+) -> None:
+    flags = DEFAULT_HIDDEN & ~DistFlags.BIG_CREATION
+    async with PyNode(unique("py"), rp.cookie, long_names=rp.kind.long_names, flags=flags) as node:
+        with pytest.raises(HandshakeError, match=r"refused \(not_allowed\)"):
+            await node.connect(rp.peer.node)
+        line = await wait_for_output(rp.peer, "BIG_CREATION")
+        assert "rejected since it cannot handle" in line
+
+
+async def test_we_refuse_a_peer_lacking_one_of_our_required_flags_in_both_roles(
+    rp: RunningPeer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="erl_interop.dist.transport")
+    required = REQUIRED | DistFlags.NAME_ME  # no real node sets NAME_ME in a normal handshake
+    async with PyNode(
+        unique("py"), rp.cookie, long_names=rp.kind.long_names, required_flags=required
+    ) as node:
+        with pytest.raises(HandshakeError, match=r"aborted since it cannot handle \['NAME_ME'\]"):
+            await node.connect(rp.peer.node)
+        assert await peer_eval(rp.peer, ping(rp, node.name)) == pang(rp)
+        assert any(
+            f"Connection attempt from node {rp.peer.node} rejected since it cannot handle ['NAME_ME']"
+            in r.getMessage()
+            for r in caplog.records
+        )
+        assert node.channels == []
