@@ -443,7 +443,9 @@ class SimCluster:
         if core is None:
             return
         self.steps += 1
-        self._note(f"{server.id} <- {event!r}" if self._keep_trace else f"{server.id} {type(event).__name__}")
+        self._note(
+            f"{server.id} <- {event!r}" if self._keep_trace else f"{server.id.name} {type(event).__name__}"
+        )
         try:
             effects = core.handle(event)
         except Exception as exc:  # a crashing core is a finding, reported with its seed
