@@ -39,6 +39,9 @@ _USR, _NOOP, _CHANGE, _DELETE = 0, 1, 2, 3
 # Reply modes: a small int, or (3, correlation, pid) for notify.
 _AWAIT, _AFTER_APPEND, _NO_REPLY, _NOTIFY = 0, 1, 2, 3
 _MODES: dict[int, ReplyMode] = {_AWAIT: AWAIT_CONSENSUS, _AFTER_APPEND: AFTER_LOG_APPEND, _NO_REPLY: NO_REPLY}
+_MODE_CODES: dict[type, int] = {AwaitConsensus: _AWAIT, AfterLogAppend: _AFTER_APPEND, NoReply: _NO_REPLY}
+_dumps = pickle.dumps
+_PROTOCOL = pickle.HIGHEST_PROTOCOL
 # Opaque caller tokens of this package, tagged so they come back as the same dataclasses.
 _CLIENT_CALL, _LOCAL_PID, _LOCAL_CALL = "$pyra_cc", "$pyra_pid", "$pyra_lc"
 
@@ -92,6 +95,18 @@ class FastPickleEntryCodec:
     def encode(self, command: Command) -> bytes:
         """Return the stored bytes of ``command``."""
         raw: tuple[object, ...]
+        if type(command) is UsrCommand:
+            # The hot path (one call per appended user command per replica): no pattern matching.
+            mode = command.reply_mode
+            code = _MODE_CODES.get(type(mode))
+            raw = (
+                _USR,
+                command.data,
+                code if code is not None else _mode(mode),
+                None if command.from_ is None else _opaque(command.from_),
+                command.ts,
+            )
+            return _dumps(raw, _PROTOCOL)
         match command:
             case UsrCommand(data=data, reply_mode=mode, from_=from_, ts=ts):
                 raw = (_USR, data, _mode(mode), _opaque(from_), ts)
@@ -108,7 +123,7 @@ class FastPickleEntryCodec:
                 raw = (_DELETE, _mode(mode), _opaque(from_), ts)
             case _:
                 assert_never(command)
-        return pickle.dumps(raw, pickle.HIGHEST_PROTOCOL)
+        return _dumps(raw, _PROTOCOL)
 
     def decode(self, data: bytes) -> Command:
         """Return the command stored as ``data``.

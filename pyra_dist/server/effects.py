@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol, assert_never
+from typing import TYPE_CHECKING, Any, Protocol, assert_never
 
 from pyra_dist.core.effects import (
     AppendToLog,
@@ -283,24 +283,27 @@ class _AerBuffer:
     def __init__(self, transport: PeerTransport, me: ServerId) -> None:
         self._transport = transport
         self._me = me
-        # peer -> (first rpc, entries so far, highest leader_commit)
-        self._pending: dict[ServerId, tuple[AppendEntriesRpc, list[Entry], int]] = {}
+        # peer -> [first rpc, entries so far, highest leader_commit, next expected prev_log_index]
+        self._pending: dict[ServerId, list[Any]] = {}
 
     def add(self, to: ServerId, rpc: AppendEntriesRpc) -> None:
         held = self._pending.get(to)
         if held is not None:
-            first, entries, commit = held
+            first: AppendEntriesRpc = held[0]
+            entries: list[Entry] = held[1]
             if (
-                rpc.term == first.term
+                rpc.prev_log_index == held[3]
+                and rpc.term == first.term
                 and rpc.leader_id == first.leader_id
-                and rpc.prev_log_index == first.prev_log_index + len(entries)
                 and len(entries) + len(rpc.entries) <= _MAX_COALESCED
             ):
                 entries.extend(rpc.entries)
-                self._pending[to] = (first, entries, max(commit, rpc.leader_commit))
+                held[3] += len(rpc.entries)
+                if rpc.leader_commit > held[2]:
+                    held[2] = rpc.leader_commit
                 return
             self.flush_peer(to)
-        self._pending[to] = (rpc, list(rpc.entries), rpc.leader_commit)
+        self._pending[to] = [rpc, list(rpc.entries), rpc.leader_commit, rpc.prev_log_index + len(rpc.entries)]
 
     def flush_peer(self, to: ServerId) -> None:
         held = self._pending.pop(to, None)
@@ -314,8 +317,10 @@ class _AerBuffer:
             for to, held in pending.items():
                 self._send(to, held)
 
-    def _send(self, to: ServerId, held: tuple[AppendEntriesRpc, list[Entry], int]) -> None:
-        first, entries, commit = held
+    def _send(self, to: ServerId, held: list[Any]) -> None:
+        first: AppendEntriesRpc = held[0]
+        entries: list[Entry] = held[1]
+        commit: int = held[2]
         rpc = first
         if len(entries) != len(first.entries) or commit != first.leader_commit:
             rpc = AppendEntriesRpc(
