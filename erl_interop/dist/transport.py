@@ -398,7 +398,7 @@ class Listener:
         await self._server.start_serving()
 
     def close(self) -> None:
-        """Stop accepting and abort handshakes in progress; established channels stay up."""
+        """Stop accepting new connections; accepted channels (the node owns them) stay up."""
         self._server.close()
 
     async def wait_closed(self) -> None:

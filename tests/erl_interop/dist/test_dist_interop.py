@@ -121,6 +121,7 @@ async def test_garbage_from_one_of_our_connections_makes_the_peer_drop_only_that
             while await reader.read(65536):
                 pass  # the peer closes this connection
         writer.close()
+        await wait_for_output(rp.peer, "** Got message from incompatible erlang on channel")
         assert await peer_eval(rp.peer, ping(rp, good.name)) == pong(rp)
         assert not good_channel.closed
         await _close_and_wait(good_channel)
