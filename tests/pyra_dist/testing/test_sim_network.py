@@ -75,3 +75,11 @@ def test_messages_to_a_crashed_server_are_lost_even_after_restart() -> None:
     net.send("a", "b", 3)
     clock.advance(10)
     assert got == [(5, "a", "b", 3)]
+
+
+def test_client_traffic_marked_not_duplicable_is_never_duplicated() -> None:
+    clock, net, got = _net(5, NetworkConfig(duplicate=1.0, min_delay_ms=1, max_delay_ms=1))
+    net.send("c0", "s1", 1, duplicable=False)
+    net.send("s1", "s2", 2)
+    clock.advance(5)
+    assert [m for _, _, _, m in got] == [1, 2, 2]
