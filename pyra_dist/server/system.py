@@ -305,8 +305,9 @@ class System:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.close()
-        assert self._tg is not None
-        await self._tg.__aexit__(exc_type, exc, tb)
+        tg, self._tg = self._tg, None
+        if tg is not None:
+            await tg.__aexit__(exc_type, exc, tb)
 
     async def close(self) -> None:
         """Stop every server (data kept), leave the network, close the WAL. Idempotent."""
@@ -328,11 +329,11 @@ class System:
     async def crash(self) -> None:
         """Simulate this node dying: every server is killed (no orderly stop), the node leaves the
         network (peers see ``nodedown``/``noconnection``), storage is closed without flushing anything
-        that was not already durable. The system is closed afterwards."""
+        that was not already durable. The system is closed (and exited) afterwards."""
         self.network.leave(self)
         for name in list(self._processes):
             await self.kill_server(name)
-        await self.close()
+        await self.__aexit__(None, None, None)
 
     @property
     def running(self) -> bool:
