@@ -273,8 +273,9 @@ class ErlangRegistry:
                 return self._simple(config.get(Atom("simple_fun")), config.get(Atom("initial_state")))
             factory = self.modules.get(mod.name)
             if factory is None:
+                # A Ra server whose machine module is missing fails to start with undef.
                 raise UnsupportedMachine(
-                    (Atom("undef"), [(mod, Atom("init"), 1, [])]),
+                    Atom("undef"),
                     f"no Python machine is registered for the Erlang module {mod.name!r} "
                     "(ErlangRegistry.register_machine)",
                 )

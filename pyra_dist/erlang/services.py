@@ -167,8 +167,11 @@ class ErlangEdge:
         try:
             server_config = self._server_config(uid, config)
         except UnsupportedMachine as exc:
+            # As a Ra server whose init fails: {error, {shutdown, {failed_to_start_child, Name, R}}}.
             _log.warning("%s: cannot start %r: %s", self.system.node, config.get(A("id")), exc)
-            return (ERROR, exc.reason)
+            server = config.get(A("id"))
+            name = server[0] if type(server) is tuple and len(server) == 2 else A("undefined")
+            return (ERROR, (A("shutdown"), (A("failed_to_start_child"), name, exc.reason)))
         except (RecordError, KeyError) as exc:
             return (ERROR, (A("badarg"), repr(exc).encode()))
         name = server_config.server_id.name

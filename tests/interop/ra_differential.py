@@ -192,6 +192,15 @@ ERRORS = Scenario(
             "ra:start_server(nosys, c1, {c1, $N1}, {simple, fun erlang:'+'/2, 0}, [{c1, $N1}]).",
             "{error,system_not_started}",
         ),
+        # A machine module the server's node does not have.
+        Step(
+            "ra:start_server(default, c2, {c2, $N2}, {module, nosuch_mod, #{}}, [{c2, $N2}]).",
+            "{error,{shutdown,{failed_to_start_child,c2,undef}}}",
+        ),
+        Step(
+            "ra:start_cluster(default, c3, {module, nosuch_mod, #{}}, [{c3, $N2}, {c3, $N3}]).",
+            "{error,cluster_not_formed}",
+        ),
     ),
 )
 

@@ -19,6 +19,7 @@ from ra_differential import (
     Shells,
     assert_same_as_ra,
     client_shells,
+    normalise,
     pyra_cluster,
     run_scenario,
 )
@@ -33,6 +34,43 @@ def pyra_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PyraC
     data_dir = tmp_path_factory.mktemp("pyra-data")
     with pyra_cluster(prefix, cookie, data_dir) as cluster, client_shells(prefix, cookie) as shells:
         yield cluster, shells
+
+
+def test_python_nodes_refuse_erlang_closures_as_machine_funs_with_a_ra_style_error(
+    pyra_nodes: tuple[PyraCluster, Shells],
+) -> None:
+    # Real Ra runs {simple, fun(C, S) -> C + S end, 0}; a Python node cannot run an Erlang
+    # closure and says so the way a Ra server that fails to start does.
+    cluster, shells = pyra_nodes
+    n2 = f"'{cluster.nodes[1]}'"
+    start = shells.ra_client.eval(
+        f"ra:start_server(default, cf, {{cf, {n2}}}, {{simple, fun(C, S) -> C + S end, 0}}, [{{cf, {n2}}}])."
+    )
+    assert normalise(start, cluster.nodes, "ra_client") == (
+        "{error,{shutdown,{failed_to_start_child,cf,{unsupported_machine_fun,#Fun<erl_eval>}}}}"
+    )
+    formed = shells.ra_client.eval(
+        f"ra:start_cluster(default, cg, {{simple, fun(C, S) -> C + S end, 0}}, [{{cg, {n2}}}])."
+    )
+    assert formed == "{error,cluster_not_formed}"
+
+
+def test_a_consistent_query_that_raises_answers_an_error_where_ra_2_2_0_crashes_its_leader(
+    pyra_nodes: tuple[PyraCluster, Shells],
+) -> None:
+    # Documented difference (docs/internals/erlang-edge.md): Ra 2.2.0's leader exits {'EXIT', boom}.
+    cluster, shells = pyra_nodes
+    n2 = f"'{cluster.nodes[1]}'"
+    sh = shells.ra_client
+    assert (
+        sh.eval(
+            f"element(1, ra:start_cluster(default, cq, {{simple, fun erlang:'+'/2, 0}}, [{{cq, {n2}}}]))."
+        )
+        == "ok"
+    )
+    assert sh.eval(f"ra:consistent_query({{cq, {n2}}}, fun(_) -> exit(boom) end).") == "{error,boom}"
+    assert sh.eval(f"ra:ping({{cq, {n2}}}, 1000).") == "{pong,leader}"
+    assert sh.eval(f"ra:delete_cluster([{{cq, {n2}}}]).") == f"{{ok,{{cq,{n2}}}}}"
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
