@@ -92,7 +92,7 @@ def test_cas_succeeds_only_when_expected_value_matches() -> None:
 
 def test_kv_model_checks_each_key_alone_and_reports_only_the_failing_key() -> None:
     a = Operation
-    h = [
+    h: list[Operation[KvOp, object]] = [
         a(op_id=0, client=0, input=KvOp("x", Write(1)), call=1, output=None, ret=2),
         a(op_id=1, client=1, input=KvOp("y", Write(2)), call=1, output=None, ret=2),
         a(op_id=2, client=0, input=KvOp("x", Read()), call=3, output=1, ret=4),

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pyra_dist.testing.invariants import SafetyChecker, Violation
 from pyra_dist.types import Entry, Noop, ServerId, UsrCommand
 
 S1, S2, S3 = ServerId("s1", "n1"), ServerId("s2", "n2"), ServerId("s3", "n3")
+
+
+def terms(log: dict[int, int]) -> Callable[[int], int | None]:
+    return log.get
 
 
 def e(index: int, term: int, data: object = None) -> Entry:
@@ -24,19 +30,19 @@ def test_second_vote_in_one_term_is_an_election_safety_violation() -> None:
 
 def test_two_leaders_in_one_term_is_an_election_safety_violation() -> None:
     c = SafetyChecker()
-    c.leader_elected(S1, 2, {}.get, 0)
-    c.leader_elected(S2, 3, {}.get, 0)
-    c.leader_elected(S3, 2, {}.get, 0)
+    c.leader_elected(S1, 2, terms({}), 0)
+    c.leader_elected(S2, 3, terms({}), 0)
+    c.leader_elected(S3, 2, terms({}), 0)
     assert c.violations == [Violation("election_safety", "two leaders in term 2: s1@n1 and s3@n3")]
 
 
 def test_leader_without_a_committed_entry_violates_leader_completeness() -> None:
     c = SafetyChecker()
     c.applied(S1, 1, 1, "a", durable_majority=True)
-    c.leader_elected(S2, 2, {1: 1}.get, 0)
-    c.leader_elected(S3, 3, {}.get, 1)  # covered by its snapshot
+    c.leader_elected(S2, 2, terms({1: 1}), 0)
+    c.leader_elected(S3, 3, terms({}), 1)  # covered by its snapshot
     assert c.violations == []
-    c.leader_elected(S1, 4, {1: 2}.get, 0)
+    c.leader_elected(S1, 4, terms({1: 2}), 0)
     assert c.violations == [
         Violation("leader_completeness", "s1@n1 leads term 4 without committed entry 1/1 (has term 2)")
     ]
@@ -79,9 +85,9 @@ def test_commit_index_going_back_is_a_violation_until_a_restart() -> None:
 
 def test_leader_commit_marks_entries_committed_and_conflicting_commit_is_caught() -> None:
     c = SafetyChecker()
-    c.commit_index(S1, 2, {1: 1, 2: 1}.get)
+    c.commit_index(S1, 2, terms({1: 1, 2: 1}))
     assert c.committed == {1: 1, 2: 1}
-    c.commit_index(S2, 2, {1: 1, 2: 2}.get)
+    c.commit_index(S2, 2, terms({1: 1, 2: 2}))
     assert c.violations == [Violation("state_machine_safety", "s2@n2 commits 2/2, committed as 1")]
 
 
