@@ -167,6 +167,9 @@ class TimerKind(Enum):
     ELECTION = "election"
     AWAIT_CONDITION = "await_condition"
     RECEIVE_SNAPSHOT = "receive_snapshot"
+    FLUSH_COMMANDS = "flush_commands"
+    """Armed with 0 ms: Ra's self-cast ``flush_commands`` that appends queued low-priority commands
+    (ra-internals §4.2) once the messages already waiting were handled."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -137,6 +137,13 @@ class LeaderRole(ReplicationMixin):
         match event:
             case PeerMessage(sender=sender, msg=msg):
                 self.leader_peer_message(event, sender, msg, effects)
+            case CommandRequest(priority="low"):
+                # Ra queues low-priority commands and appends them in batches on flush_commands.
+                self.low_queue.append(event)
+                if TimerKind.FLUSH_COMMANDS not in self.armed:
+                    self.arm_timer(TimerKind.FLUSH_COMMANDS, 0, effects)
+            case TimerFired(key=TimerKind.FLUSH_COMMANDS):
+                self.flush_commands(effects)
             case CommandRequest(data=data, reply_mode=mode, from_=from_, system_time=ts):
                 self.append_usr(
                     UsrCommand(data=data, reply_mode=mode, from_=from_, ts=ts or self.now_ms), effects
@@ -178,6 +185,35 @@ class LeaderRole(ReplicationMixin):
                 self.snapshot_call_failed(peer)
             case _:
                 pass
+
+    def flush_commands(self, effects: list[Effect]) -> None:
+        """Append up to ``low_priority_flush_size`` queued low-priority commands as one batch."""
+        size = self.config.low_priority_flush_size
+        batch, self.low_queue = self.low_queue[:size], self.low_queue[size:]
+        if batch:
+            first = self.log.last_index + 1
+            entries = [
+                Entry(
+                    index=first + n,
+                    term=self.current_term,
+                    command=UsrCommand(
+                        data=req.data,
+                        reply_mode=req.reply_mode,
+                        from_=req.from_,
+                        ts=req.system_time or self.now_ms,
+                    ),
+                )
+                for n, req in enumerate(batch)
+            ]
+            self.log_append(entries, effects)
+            for entry in entries:
+                cmd = entry.command
+                assert isinstance(cmd, UsrCommand)
+                if isinstance(cmd.reply_mode, AfterLogAppend) and cmd.from_ is not None:
+                    self.reply(cmd.from_, WrapReply(reply=(entry.index, entry.term)), effects)
+            self.replicate_all(effects)
+        if self.low_queue:
+            self.arm_timer(TimerKind.FLUSH_COMMANDS, 0, effects)
 
     def leader_peer_message(
         self, event: PeerMessage, sender: ServerId, msg: object, effects: list[Effect]
@@ -345,7 +381,11 @@ class LeaderRole(ReplicationMixin):
         self.pending_queries = keep
 
     def leaving_leadership(self, effects: list[Effect]) -> None:
-        """On step-down, queued queries wait for the new leader and are then redirected (§2.4)."""
+        """On step-down, queued queries and low-priority commands wait for the new leader and are then
+        redirected, forwarded or rejected (§2.4, §4.1)."""
+        for request in self.low_queue:
+            self.parked.append(ParkedCall(event=request))
+        self.low_queue = []
         for _, _, query in self.pending_queries:
             self.parked.append(ParkedCall(event=query))
         for query in self.parked_queries:
@@ -379,6 +419,8 @@ class LeaderRole(ReplicationMixin):
                 self.transferring = False
                 self.set_role(Role.LEADER, effects)
                 self.replicate_all(effects)
+                if self.low_queue:
+                    self.arm_timer(TimerKind.FLUSH_COMMANDS, 0, effects)
                 parked, self.parked = self.parked, []
                 for call in parked:
                     self.leader_handle(call.event, effects)

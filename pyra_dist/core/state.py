@@ -20,21 +20,23 @@ from pyra_dist.core.effects import (
     ClientReply,
     DemonitorServer,
     Effect,
+    ForwardCommand,
     MachineEffect,
     MonitorNode,
     MonitorServer,
     PersistMeta,
     Redirect,
+    Rejected,
     Reply,
     RoleChanged,
     StartTimer,
 )
-from pyra_dist.core.events import Event, PeerMessage, QueryRequest, TimerKind
+from pyra_dist.core.events import CommandRequest, Event, PeerMessage, QueryRequest, TimerKind
 from pyra_dist.core.log_view import LogView, PickleSnapshotCodec, SnapshotCodec
 from pyra_dist.core.machine import Machine, MachineConfig, MachineEffectT
 from pyra_dist.core.messages import PeerRpc, PreVoteRpc, RequestVoteRpc
 from pyra_dist.core.raft_log import RaftLog
-from pyra_dist.types import Index, Role, ServerId, SnapshotMeta, Term
+from pyra_dist.types import Index, NoReply, NotifyReply, Role, ServerId, SnapshotMeta, Term
 
 
 class Rng(Protocol):
@@ -151,6 +153,8 @@ class CoreBase:
         self.query_index = 0
         self.pending_queries: list[tuple[int, Index, QueryRequest]] = []
         self.parked_queries: list[QueryRequest] = []
+        # Leader: low-priority commands waiting for the next flush_commands (ra-internals §4.2).
+        self.low_queue: list[CommandRequest] = []
         # await_condition: the failure reply to re-send when the await timer fires.
         self.await_reply: PeerRpc | None = None
         # receive_snapshot: the transfer in progress (meta, chunks so far, next chunk number).
@@ -269,9 +273,24 @@ class CoreBase:
             return
         parked, self.parked = self.parked, []
         for call in parked:
-            from_ = getattr(call.event, "from_", None)
+            event = call.event
+            from_ = getattr(event, "from_", None)
             if from_ is not None:
                 effects.append(Reply(to=from_, reply=Redirect(leader=self.leader_id)))
+            elif isinstance(event, CommandRequest):
+                # Low-priority casts a deposed leader had queued: forwarded or rejected like any
+                # cast reaching a follower (ra-internals §4.1).
+                if isinstance(event.reply_mode, NoReply):
+                    effects.append(ForwardCommand(to=self.leader_id, request=event))
+                elif isinstance(event.reply_mode, NotifyReply):
+                    effects.append(
+                        Rejected(
+                            pid=event.reply_mode.pid,
+                            sender=self.id,
+                            leader=self.leader_id,
+                            correlation=event.reply_mode.correlation,
+                        )
+                    )
 
     def reply(self, from_: object, reply: ClientReply, effects: list[Effect]) -> None:
         """Answer a call if there is a caller to answer."""

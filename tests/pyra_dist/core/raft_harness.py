@@ -25,7 +25,15 @@ from pyra_dist.core.effects import (
     TruncateLog,
     WriteSnapshot,
 )
-from pyra_dist.core.events import Event, LogWritten, PeerMessage, SnapshotWritten, TimerKey
+from pyra_dist.core.events import (
+    Event,
+    LogWritten,
+    PeerMessage,
+    SnapshotWritten,
+    TimerFired,
+    TimerKey,
+    TimerKind,
+)
 from pyra_dist.core.log_view import InMemoryLogView
 from pyra_dist.core.machine import Machine
 from pyra_dist.core.server import RaftCore
@@ -89,6 +97,9 @@ class Cluster:
                     log.install_snapshot(meta, state)
                 case Reply(to=to, reply=reply):
                     self.replies.append((to, reply))
+                case StartTimer(key=TimerKind.FLUSH_COMMANDS):
+                    # Ra's self-cast flush_commands: handled after what is already queued.
+                    self.queue.append((server, TimerFired(key=TimerKind.FLUSH_COMMANDS)))
                 case StartTimer(key=key, after_ms=ms):
                     self.timers.setdefault(server, {})[key] = ms
                 case CancelTimer(key=key):

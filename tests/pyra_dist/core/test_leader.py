@@ -8,10 +8,12 @@ from pyra_dist.core.effects import (
     AppendToLog,
     AtomReply,
     ErrorReply,
+    ForwardCommand,
     Notify,
     OkReply,
     PersistMeta,
     Redirect,
+    Rejected,
     Reply,
     RoleChanged,
     SendRpc,
@@ -27,6 +29,7 @@ from pyra_dist.core.events import (
     QueryRequest,
     StateQueryRequest,
     Tick,
+    TimerFired,
     TimerKind,
     TransferLeadershipRequest,
     TriggerElection,
@@ -275,3 +278,44 @@ def test_transfer_leadership_casts_try_become_leader_and_waits() -> None:
     c.settle()
     assert c["s2"].role == Role.LEADER and c["s1"].role == Role.FOLLOWER
     assert c["s1"].leader_id == S2
+
+
+# -- priorities (ra-internals §4.2) ------------------------------------------------------------------
+
+
+def test_low_priority_commands_wait_for_flush_commands_so_a_normal_one_overtakes_them() -> None:
+    """[obs] normal corr 43 applied at index 4 before low corr 42 at 5."""
+    c = settled()
+    low = CommandRequest(data=("put", "b", 2), reply_mode=NotifyReply(42, "pid"), priority="low")
+    assert c.handle("s1", low) == [StartTimer(key=TimerKind.FLUSH_COMMANDS, after_ms=0)]
+    normal = CommandRequest(data=("put", "c", 3), reply_mode=NotifyReply(43, "pid"), priority="normal")
+    c.handle("s1", normal)
+    effects = c.handle("s1", TimerFired(key=TimerKind.FLUSH_COMMANDS))
+    entry = Entry(3, 1, UsrCommand(data=("put", "b", 2), reply_mode=NotifyReply(42, "pid")))
+    assert effects[0] == AppendToLog(entries=(entry,))
+    assert [e.index for e in c.logs[S1].fetch(2, 3)] == [2, 3]
+    assert c.logs[S1].fetch(2, 2)[0].command.data == ("put", "c", 3)  # type: ignore[union-attr]
+
+
+def test_low_priority_commands_are_appended_in_batches_of_25() -> None:
+    c = settled()
+    for i in range(30):
+        c.handle("s1", CommandRequest(data=("put", i, i), priority="low"))
+    first = c.handle("s1", TimerFired(key=TimerKind.FLUSH_COMMANDS))
+    appended = [e for e in first if isinstance(e, AppendToLog)]
+    assert [len(a.entries) for a in appended] == [25]
+    assert first[-1] == StartTimer(key=TimerKind.FLUSH_COMMANDS, after_ms=0)
+    second = c.handle("s1", TimerFired(key=TimerKind.FLUSH_COMMANDS))
+    assert [len(e.entries) for e in second if isinstance(e, AppendToLog)] == [5]
+
+
+def test_a_deposed_leader_forwards_or_rejects_its_queued_low_priority_commands() -> None:
+    c = settled()
+    forward = CommandRequest(data=("put", "x", 1), priority="low")
+    notify = CommandRequest(data=("put", "y", 1), reply_mode=NotifyReply(7, "pid"), priority="low")
+    c.handle("s1", forward)
+    c.handle("s1", notify)
+    c.handle("s1", PeerMessage(sender=S2, msg=AppendEntriesReply(2, False, 1, 0, 0)))
+    effects = c.handle("s1", PeerMessage(sender=S2, msg=AppendEntriesRpc(2, S2, 1, 1, 1, ())))
+    assert ForwardCommand(to=S2, request=forward) in effects
+    assert Rejected(pid="pid", sender=S1, leader=S2, correlation=7) in effects
