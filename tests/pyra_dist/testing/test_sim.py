@@ -81,7 +81,7 @@ def test_members_joining_behind_a_snapshot_catch_up_without_violations() -> None
     assert installs > 0
 
 
-F4_SEEDS = (107, 163)  # --profile chaos, 7 servers: replays of unwritten overwrites after a crash
+F4_SEEDS = (107, 163, 735)  # --profile chaos, 7 servers: replays of unwritten overwrites after a crash
 
 
 class CappedLastApplied(RaftCore):
