@@ -538,8 +538,16 @@ class System:
         if not self._leaders:
             return
         now = self.now_ms()
+        tick = Tick(system_time=now)
         for process in list(self._leaders):
-            process.deliver(Tick(system_time=now))
+            try:
+                process.handle_now(tick)
+            except Exception:
+                # The core crashed handling the tick outside its task: stop that server, as if it
+                # had crashed in its own loop, and keep ticking the others.
+                _log.exception("%s: server crashed on tick", process.server_id)
+                if process.task is not None:
+                    process.task.cancel()
         self._arm_tick()
 
     def new_uid(self, cluster_name: str) -> str:

@@ -1,0 +1,90 @@
+"""ServerProcess: bursts, barriers, the inline tick path, and stopping."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from pyra_dist.core.effects import Effect, PersistMeta, Reply, Stop, WrapReply
+from pyra_dist.core.events import Event, Tick, TriggerElection
+from pyra_dist.server.effects import ServerStopped
+from pyra_dist.server.process import ServerProcess
+from pyra_dist.types import ServerId
+
+ME = ServerId("s", "n1")
+
+
+class ScriptedCore:
+    """Answers each event with the effects scripted for it; records what it handled."""
+
+    def __init__(self, script: dict[Event, list[Effect]]) -> None:
+        self.script = script
+        self.handled: list[Event] = []
+
+    def handle(self, event: Event) -> list[Effect]:
+        self.handled.append(event)
+        return list(self.script.get(event, []))
+
+
+class RecordingInterpreter:
+    def __init__(self) -> None:
+        self.batches: list[list[Effect]] = []
+        self.stopped: list[tuple[object, bool]] = []
+
+    async def execute(self, process: Any, effects: list[Effect]) -> None:
+        self.batches.append(list(effects))
+        for effect in effects:
+            if isinstance(effect, Stop):
+                raise ServerStopped(effect.reason, effect.delete_data)
+
+    def server_stopped(self, process: Any, reason: object, delete_data: bool = False) -> None:
+        self.stopped.append((reason, delete_data))
+
+
+def start(script: dict[Event, list[Effect]]) -> tuple[ServerProcess, ScriptedCore, RecordingInterpreter]:
+    core, interpreter = ScriptedCore(script), RecordingInterpreter()
+    process = ServerProcess(ME, "UID", "c", core, interpreter)  # type: ignore[arg-type]
+    process.task = asyncio.get_running_loop().create_task(process.run([]))
+    return process, core, interpreter
+
+
+async def test_a_burst_of_events_is_executed_as_one_batch_but_barriers_split_it() -> None:
+    a, b, c = TriggerElection("a"), TriggerElection("b"), TriggerElection("c")
+    reply_a, reply_c = Reply("a", WrapReply(1)), Reply("c", WrapReply(3))
+    process, core, interpreter = start({a: [reply_a], b: [PersistMeta(2, ME)], c: [reply_c]})
+    await asyncio.sleep(0)
+    for event in (a, b, c):
+        process.deliver(event)
+    await asyncio.sleep(0.01)
+
+    assert core.handled == [a, b, c]
+    assert interpreter.batches == [[reply_a, PersistMeta(2, ME)], [reply_c]]
+    process.task.cancel()  # type: ignore[union-attr]
+
+
+async def test_an_idle_tick_is_handled_inline_and_only_effects_wake_the_task() -> None:
+    quiet, busy = Tick(1), Tick(2)
+    reply = Reply("x", WrapReply("tock"))
+    process, core, interpreter = start({busy: [reply]})
+    await asyncio.sleep(0)
+
+    process.handle_now(quiet)
+    assert (core.handled, interpreter.batches) == ([quiet], [])
+    process.handle_now(busy)
+    assert core.handled == [quiet, busy]
+    await asyncio.sleep(0.01)
+    assert interpreter.batches == [[reply]]
+    process.task.cancel()  # type: ignore[union-attr]
+
+
+async def test_a_stop_effect_ends_the_task_drops_later_mail_and_fails_pending_calls() -> None:
+    stop = TriggerElection("stop")
+    process, _, interpreter = start({stop: [Stop("normal", delete_data=True)]})
+    call: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+    process.track_call(call)
+    process.deliver(stop)
+    await process.task  # type: ignore[misc]
+
+    process.deliver(TriggerElection("late"))
+    assert (process.stopped, interpreter.stopped, process.stop_reason) == (True, [("normal", True)], "normal")
+    assert isinstance(call.exception(), Exception) and type(call.exception()).__name__ == "NoProc"
