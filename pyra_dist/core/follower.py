@@ -346,6 +346,19 @@ class FollowerRole(CommonRole):
             effects.append(SendRpc(to=rpc.leader_id, rpc=result, reply_to=event.call))
             return
         meta = rpc.meta
+        if meta.index > self.log.snapshot_index() and self.log.term_at(meta.index) == meta.term:
+            # Raft §7: "If the follower receives a snapshot that describes a prefix of its log, then
+            # log entries covered by the snapshot are deleted but entries following the snapshot are
+            # still valid and must be retained." We already hold that prefix (same index and term), so
+            # we keep the log, learn that the prefix is committed and acknowledge every chunk. Ra 2.2.0
+            # replaces the whole log here, which can discard entries this follower already reported
+            # as written (found by the simulator, seed 9000: a committed entry lost its majority).
+            self.set_leader(rpc.leader_id, effects)
+            self.disarm_election_timer(effects)
+            self.advance_commit(meta.index, effects)
+            result = InstallSnapshotResult(term=self.current_term, last_index=meta.index, last_term=meta.term)
+            effects.append(SendRpc(to=rpc.leader_id, rpc=result, reply_to=event.call))
+            return
         if rpc.chunk_state.number == 1 and meta.index <= self.last_applied:
             # We already have everything the snapshot covers. Ra 2.2.0 stays silent (its sender then
             # hangs for 120 s); like Ra main we answer with the mismatch-form AER reply so that the

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from raft_harness import S1, S2, S3, make_cluster, noop, sid, single, usr
 
-from pyra_dist.core.effects import AppendToLog, SendRpc, TruncateLog, WrapReply
+from pyra_dist.core.effects import AppendToLog, InstallSnapshot, SendRpc, TruncateLog, WrapReply
 from pyra_dist.core.events import CommandRequest, JoinRequest, LeaveRequest, LogWritten, PeerMessage
-from pyra_dist.core.messages import AppendEntriesReply, AppendEntriesRpc
-from pyra_dist.types import AFTER_LOG_APPEND, AWAIT_CONSENSUS, Role
+from pyra_dist.core.messages import (
+    AppendEntriesReply,
+    AppendEntriesRpc,
+    ChunkState,
+    InstallSnapshotResult,
+    InstallSnapshotRpc,
+)
+from pyra_dist.types import AFTER_LOG_APPEND, AWAIT_CONSENSUS, Role, SnapshotMeta
 
 
 def aer(term: int, commit: int, prev: tuple[int, int], *entries: object) -> PeerMessage:
@@ -120,3 +126,22 @@ def test_the_latest_cluster_config_is_recovered_from_the_log_after_a_crash() -> 
     c.settle()
     c.restart("s2")
     assert c["s2"].cluster == (S1, S2, S3, sid("s4"))
+
+
+# -- Simulator seed 9000: installing a snapshot must not drop entries already reported as written --
+
+
+def test_a_snapshot_describing_a_prefix_of_the_log_keeps_the_entries_after_it() -> None:
+    """Raft §7: "If the follower receives a snapshot that describes a prefix of its log, then log
+    entries covered by the snapshot are deleted but entries following the snapshot are still valid
+    and must be retained." Ra 2.2.0 replaces the whole log; this follower had acknowledged 9."""
+    core = single(name="s2", term=1, entries=[noop(1, 1), *(usr(i, 1, ("put", i, i)) for i in range(2, 10))])
+    meta = SnapshotMeta(index=8, term=1, cluster=(S1, S2), machine_version=0)
+    rpc = InstallSnapshotRpc(1, S1, meta, ChunkState(1, "last"), b"ignored")
+    effects = core.handle(PeerMessage(sender=S1, msg=rpc, call="c"))
+    assert not any(isinstance(e, InstallSnapshot) for e in effects)
+    assert effects[-1] == SendRpc(
+        to=S1, rpc=InstallSnapshotResult(term=1, last_index=8, last_term=1), reply_to="c"
+    )
+    assert core.last_index_term() == (9, 1) and core.last_written() == (9, 1)
+    assert core.commit_index == 8 and core.last_applied == 8
