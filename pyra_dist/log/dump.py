@@ -66,7 +66,8 @@ def dump_segment(path: Path, out: TextIO) -> None:
         )
         for slot, rec in enumerate(seg.records):
             if rec.offset == 0:
-                out.write(f"slot={slot} truncate_from={rec.index}\n")
+                marker = "truncate_from" if rec.length == 0 else "floor"
+                out.write(f"slot={slot} {marker}={rec.index}\n")
                 continue
             data = seg.read(rec)
             out.write(

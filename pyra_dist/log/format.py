@@ -89,8 +89,9 @@ SEGMENT_VERSION: Final = 1
 # magic:4, version:16, max_count:16
 SEGMENT_HEADER: Final = struct.Struct(">4sHH")
 # index:64, term:64, offset:64, length:32, crc32:32 -- identical to Ra's v2 index record.
-# A slot with offset 0 (real data never starts there) is a truncation tombstone: every entry at
-# or above its index, in this file and older ones, is gone.
+# A slot with offset 0 (real data never starts there) is a marker: with length 0 a truncation
+# tombstone (every entry at or above its index, in this file and older ones, is gone), with
+# length 1 a floor (every entry at or below its index, in this file and older ones, is gone).
 SEGMENT_INDEX_RECORD: Final = struct.Struct(">QQQII")
 SEGMENT_MAX_COUNT: Final = 0xFFFF
 
@@ -106,10 +107,12 @@ def segment_data_start(max_count: int) -> int:
 
 SNAPSHOT_MAGIC: Final = b"PYSN"
 SNAPSHOT_VERSION: Final = 1
-# magic:4, version:8, reserved:24, crc:32 (of everything after this field), meta_size:32
+# magic:4, version:8, flags:8 (bit 0 = installed from a leader), reserved:16,
+# crc:32 (of everything after this field), meta_size:32
 SNAPSHOT_HEADER: Final = struct.Struct(">4sB3sII")
 # meta: index:64, term:64, machine_version:32, member_count:32, then per member
 # name_len:16 name node_len:16 node (UTF-8)
+SNAPSHOT_FLAG_INSTALLED: Final = 0x01
 SNAPSHOT_META_FIXED: Final = struct.Struct(">QQII")
 U16: Final = struct.Struct(">H")
 U32: Final = struct.Struct(">I")

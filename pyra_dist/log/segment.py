@@ -138,8 +138,8 @@ class SegmentFile:
         offset = self.data_end
         for index, term, payload in take:
             if term < 0:
-                # A tombstone request from SegmentSet.truncate (see format.py).
-                new.append(SegmentIndexRecord(index, 0, 0, 0, 0))
+                # A tombstone (-1) or floor (-2) request from SegmentSet.append (see format.py).
+                new.append(SegmentIndexRecord(index, 0, 0, 0 if term == -1 else 1, 0))
                 continue
             crc = zlib.crc32(payload) if checksums else 0
             new.append(SegmentIndexRecord(index, term, offset, len(payload), crc))
@@ -235,8 +235,12 @@ class SegmentSet:
             i = rec.index
             refs = self._refs
             if rec.offset == 0:
-                # Truncation tombstone (format.py): hide ``i`` and everything above it.
-                self._cut_from(i)
+                if rec.length == 0:
+                    # Truncation tombstone (format.py): hide ``i`` and everything above it.
+                    self._cut_from(i)
+                else:
+                    # Floor (format.py): hide ``i`` and everything below it.
+                    self._cut_below(i)
                 continue
             if refs and i <= refs[-1].last:
                 self._cut_from(i)
@@ -253,6 +257,15 @@ class SegmentSet:
             else:
                 self._refs.append(_Ref(i, i, seg, slot0 + k))
 
+    def _cut_below(self, index: int) -> None:
+        refs = self._refs
+        while refs and refs[0].last <= index:
+            refs.pop(0)
+        if refs and refs[0].first <= index:
+            r = refs[0]
+            r.slot0 += index + 1 - r.first
+            r.first = index + 1
+
     def _cut_from(self, index: int) -> None:
         refs = self._refs
         while refs and refs[-1].first >= index:
@@ -260,19 +273,29 @@ class SegmentSet:
         if refs and refs[-1].last >= index:
             refs[-1].last = index - 1
 
-    def append(self, entries: list[tuple[int, int, bytes]], truncate_above: int | None = None) -> None:
+    def append(
+        self,
+        entries: list[tuple[int, int, bytes]],
+        truncate_above: int | None = None,
+        floor: int | None = None,
+    ) -> None:
         """Append entries (in order; overwrites allowed), creating files as needed, then sync.
 
         Args:
             entries: ``(index, term, payload)`` in write order.
             truncate_above: if given, after the entries write a durable tombstone discarding
                 every entry above this index (a flushed ``TruncateLog``).
+            floor: if given, before the entries write a durable floor discarding every entry at or
+                below this index (a flushed truncate flag: the log restarted after a snapshot
+                install, so older entries, even at the snapshot index, are stale).
 
         Raises:
             OSError: on I/O failure (the WAL file is then kept, so nothing is lost).
         """
         if truncate_above is not None:
             entries = [*entries, (truncate_above + 1, -1, b"")]
+        if floor is not None and floor > 0:
+            entries = [(floor, -2, b""), *entries]
         if not entries:
             return
         touched: list[SegmentFile] = []
@@ -332,6 +355,18 @@ class SegmentSet:
                 return None
             return self._refs[0].first, self._refs[-1].last
 
+    def contiguous_last(self, start: int) -> int:
+        """The last index of the gap-free run of effective entries from ``start`` (``start - 1`` if none)."""
+        with self._lock:
+            cur = start - 1
+            for r in self._refs:
+                if r.last <= cur:
+                    continue
+                if r.first > cur + 1:
+                    break
+                cur = r.last
+            return cur
+
     def truncate_from(self, index: int) -> None:
         """Hide every entry at or above ``index`` (in memory; the files are rewritten by later appends)."""
         with self._lock:
@@ -345,23 +380,19 @@ class SegmentSet:
         """
         deleted: list[Path] = []
         with self._lock:
+            self._cut_below(index)
             refs = self._refs
-            while refs and refs[0].last <= index:
-                refs.pop(0)
-            if refs and refs[0].first <= index:
-                r = refs[0]
-                r.slot0 += index + 1 - r.first
-                r.first = index + 1
             live = {id(r.seg) for r in refs}
-            keep: list[SegmentFile] = []
-            for k, seg in enumerate(self._files):
-                # The newest file always stays: the segment writer may be appending to it.
-                if id(seg) in live or k == len(self._files) - 1:
-                    keep.append(seg)
-                else:
-                    seg.close()
-                    deleted.append(seg.path)
-            self._files = keep
+            # Only a prefix of the files may go: a later file may hold a tombstone or floor that
+            # hides stale entries of an earlier kept file. The newest file always stays (the
+            # segment writer may be appending to it).
+            files = self._files
+            k = 0
+            while k < len(files) - 1 and id(files[k]) not in live:
+                files[k].close()
+                deleted.append(files[k].path)
+                k += 1
+            self._files = files[k:]
         for path in deleted:
             self._ops.unlink(path)
         if deleted:

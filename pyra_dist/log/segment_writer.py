@@ -58,7 +58,7 @@ def flush_rolled_over(
         OSError: a segment write or sync failed; the WAL file is then kept.
     """
     written = 0
-    for uid in dict.fromkeys([*job.truncations, *job.ranges]):
+    for uid in dict.fromkeys([*job.resets, *job.truncations, *job.ranges]):
         store = lookup(uid)
         if store is None:
             continue
@@ -69,7 +69,9 @@ def flush_rolled_over(
         if uid in job.truncations:
             truncate_above = max(store.log_end, entries[-1][0] if entries else 0)
         try:
-            store.segments.append(entries, truncate_above=truncate_above)
+            reset = job.resets.get(uid)
+            floor = reset - 1 if reset is not None else None
+            store.segments.append(entries, truncate_above=truncate_above, floor=floor)
         except OSError:
             if lookup(uid) is None:
                 continue  # the server was deleted while we flushed it

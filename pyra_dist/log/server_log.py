@@ -80,13 +80,23 @@ class ServerLog:
             # whose WAL truncation record was lost in the crash) the whole log is superseded.
             at = self._term_at_raw(snap.index)
             after = self._term_at_raw(snap.index + 1)
-            if (at is not None and at != snap.term) or (after is not None and after < snap.term):
+            diverges = (at is not None and at != snap.term) or (after is not None and after < snap.term)
+            # A snapshot taken locally only compacted the log (entries after it always extend
+            # it; the entry at its index may be an older version never rewritten in segments).
+            if self.snapshots.installed and diverges:
                 segments.truncate_from(snap.index + 1)
                 memtable.clear()
             segments.release_below(snap.index)
             memtable.drop_below(snap.index)
             self.first_index = snap.index + 1
         last = snap.index if snap is not None else 0
+        if memtable.bounds() is None:
+            # Entries must follow the snapshot without a gap; anything after a gap (left by an
+            # interrupted install or release) is not part of the log.
+            run_end = segments.contiguous_last(self.first_index)
+            seg_range = segments.range()
+            if seg_range is not None and seg_range[1] > run_end:
+                segments.truncate_from(run_end + 1)
         bounds = memtable.bounds()
         seg_range = segments.range()
         if bounds is not None:
@@ -95,6 +105,10 @@ class ServerLog:
             last = max(last, seg_range[1])
         self.last_index = last
         self._store.log_end = last
+        if snap is not None and self.snapshots.installed and last == snap.index:
+            # Nothing written since the install yet: the first write still carries Ra's
+            # truncate flag (it becomes a segment floor hiding the replaced entries).
+            self._truncate_next = True
         # Everything recovered from disk is durable; entries still in a memtable of a previous
         # incarnation in this process were queued to the WAL, which writes them in order.
         self.last_written = last if bounds is None else self._durable_guess(last)
@@ -309,7 +323,7 @@ class ServerLog:
 
     def install_snapshot_state(self, meta: SnapshotMetaRecord, state: bytes) -> None:
         """Install a snapshot given whole (no chunks): the snapshot replaces the whole log."""
-        self.snapshots.write(meta, state)
+        self.snapshots.write(meta, state, installed=True)
         self._reset_to_snapshot(meta)
 
     def _reset_to_snapshot(self, meta: SnapshotMetaRecord) -> None:
@@ -317,7 +331,10 @@ class ServerLog:
         store.memtable.clear()
         store.segments.truncate_from(meta.index + 1)
         if self.last_index > meta.index:
+            # Durable before returning (InstallSnapshot is synchronous): after this, recovery
+            # never sees the replaced entries above the snapshot.
             self._wal.truncate(self.uid, meta.index)
+            self._wal.wait_durable()
         self._release_below(meta.index)
         self._barrier(meta.index)
         self.last_index = meta.index

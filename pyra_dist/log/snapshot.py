@@ -32,13 +32,21 @@ def snapshot_dir_name(index: int, term: int) -> str:
     return f"{term:016X}_{index:016X}"
 
 
-def encode_snapshot(meta: SnapshotMetaRecord, state: bytes) -> bytes:
-    """The full bytes of a snapshot file for ``meta`` and the machine-state bytes ``state``."""
+def encode_snapshot(meta: SnapshotMetaRecord, state: bytes, installed: bool = False) -> bytes:
+    """The full bytes of a snapshot file for ``meta`` and the machine-state bytes ``state``.
+
+    ``installed`` (flags bit 0) marks a snapshot received from a leader, which replaced the whole
+    log, as opposed to one taken locally, which only compacted it (recovery treats them apart).
+    """
     meta_bytes = fmt.encode_snapshot_meta(meta)
     size = fmt.U32.pack(len(meta_bytes))
     crc = zlib.crc32(state, zlib.crc32(meta_bytes, zlib.crc32(size)))
     header = fmt.SNAPSHOT_HEADER.pack(
-        fmt.SNAPSHOT_MAGIC, fmt.SNAPSHOT_VERSION, b"\0\0\0", crc, len(meta_bytes)
+        fmt.SNAPSHOT_MAGIC,
+        fmt.SNAPSHOT_VERSION,
+        bytes([fmt.SNAPSHOT_FLAG_INSTALLED if installed else 0, 0, 0]),
+        crc,
+        len(meta_bytes),
     )
     return b"".join((header, meta_bytes, state))
 
@@ -78,6 +86,8 @@ class SnapshotStore:
         self._dir = server_dir / "snapshots"
         self._ops = ops or OsFileOps()
         self._current: SnapshotMetaRecord | None = None
+        self.installed = False
+        """The current snapshot was installed from a leader (not taken locally)."""
 
     @property
     def directory(self) -> Path:
@@ -122,6 +132,8 @@ class SnapshotStore:
                     continue
                 if (meta.index, meta.term) == (index, term):
                     chosen = meta
+                    with open(d / SNAPSHOT_FILE, "rb") as f:
+                        self.installed = bool(f.read(6)[5] & fmt.SNAPSHOT_FLAG_INSTALLED)
                     continue
             self._remove(d)
         self._current = chosen
@@ -133,12 +145,13 @@ class SnapshotStore:
         else:
             path.unlink(missing_ok=True)
 
-    def write(self, meta: SnapshotMetaRecord, state: bytes) -> Path:
+    def write(self, meta: SnapshotMetaRecord, state: bytes, installed: bool = False) -> Path:
         """Write a snapshot atomically, make it current and delete older ones.
 
         Args:
             meta: the snapshot's meta (index, term, cluster, machine version).
             state: the machine state's bytes.
+            installed: received from a leader (replaces the log) rather than taken locally.
 
         Returns:
             The path of the new ``snapshot.dat``.
@@ -146,7 +159,9 @@ class SnapshotStore:
         Raises:
             OSError: on I/O failure (the previous snapshot stays current).
         """
-        return self._install(meta, [encode_snapshot(meta, state)])
+        path = self._install(meta, [encode_snapshot(meta, state, installed)])
+        self.installed = installed
+        return path
 
     def _install(self, meta: SnapshotMetaRecord, parts: list[bytes]) -> Path:
         self._dir.mkdir(parents=True, exist_ok=True)
@@ -250,4 +265,4 @@ class SnapshotAcceptor:
         if expected_crc is not None and expected_crc != self._crc:
             raise ValueError(f"snapshot state crc {self._crc:#010x} != expected {expected_crc:#010x}")
         state = b"".join(self._parts)
-        return self._store.write(self.meta, state)
+        return self._store.write(self.meta, state, installed=True)

@@ -90,6 +90,7 @@ class LogSystem:
             report = WalFileReport(path, 0)
             ranges: dict[str, tuple[int, int]] = {}
             truncations: dict[str, int] = {}
+            resets: dict[str, int] = {}
             for rec in read_wal_file(path, report):
                 if rec.uid not in self._stores and not (self.system_dir / rec.uid).is_dir():
                     # A server's directory is created before its first write and removed by
@@ -107,6 +108,7 @@ class LogSystem:
                 if rec.truncate:
                     # Ra's truncate flag: the writer's table restarts here (after a snapshot).
                     store.memtable.clear()
+                    resets[rec.uid] = max(resets.get(rec.uid, 0), rec.index)
                 store.log_end = rec.index
                 store.memtable.insert(rec.index, rec.term, rec.payload)
                 lo_hi = ranges.get(rec.uid)
@@ -119,7 +121,7 @@ class LogSystem:
                 rep.torn_tails.append(f"{path.name}: {report.torn_tail}")
                 log.warning("wal %s: %s: dropped torn tail: %s", self.config.name, path, report.torn_tail)
             # Flush this file before reading the next, exactly as a rollover would.
-            flush_rolled_over(RolledOver(path, ranges, truncations), self._lookup, self.ops, log)
+            flush_rolled_over(RolledOver(path, ranges, truncations, resets), self._lookup, self.ops, log)
             rep.wal_files += 1
         rep.seconds = time.monotonic() - started
         log.info(

@@ -76,6 +76,8 @@ class RolledOver:
     path: Path
     ranges: dict[str, tuple[int, int]]
     truncations: dict[str, int] = field(default_factory=dict)
+    resets: dict[str, int] = field(default_factory=dict)
+    """Per uid, the highest index written with Ra's truncate flag: everything below it is gone."""
 
 
 @dataclass(slots=True)
@@ -117,6 +119,7 @@ class _OpenFile:
     writers: dict[str, int] = field(default_factory=dict)
     ranges: dict[str, tuple[int, int]] = field(default_factory=dict)
     truncations: dict[str, int] = field(default_factory=dict)
+    resets: dict[str, int] = field(default_factory=dict)
 
 
 class Wal:
@@ -335,7 +338,10 @@ class Wal:
                 point = f.truncations.get(uid)
                 f.truncations[uid] = index if point is None else min(point, index)
                 continue
-            flags = fmt.WAL_ENTRY_TRUNCATE if op == _OP_ENTRY_TRUNCATE else 0
+            flags = 0
+            if op == _OP_ENTRY_TRUNCATE:
+                flags = fmt.WAL_ENTRY_TRUNCATE
+                f.resets[uid] = max(f.resets.get(uid, 0), index)
             parts.append(encode(fmt.WAL_KIND_ENTRY, flags, writer, index, term, payload, checksums))
             lo_hi = f.ranges.get(uid)
             f.ranges[uid] = (index, index) if lo_hi is None else (min(lo_hi[0], index), max(lo_hi[1], index))
@@ -399,7 +405,7 @@ class Wal:
         self._log.debug(
             "wal %s: rolled over %s -> %s", self._config.name, old.path.name, self._file.path.name
         )
-        self._on_rollover(RolledOver(old.path, dict(old.ranges), dict(old.truncations)))
+        self._on_rollover(RolledOver(old.path, dict(old.ranges), dict(old.truncations), dict(old.resets)))
 
     def _fail(self, batch: list[_Write], callbacks: dict[str, WalCallback], exc: OSError) -> None:
         reason = f"wal write to {self.current_file} failed: {exc}"

@@ -189,7 +189,7 @@ def _three_entry_wal(tmp_path: Path) -> tuple[Path, list[int]]:
 
 def _recover_from(tmp_path: Path, data: bytes, name: str) -> LogSystem:
     node_dir = tmp_path / name / "n1"
-    node_dir.mkdir(parents=True)
+    (node_dir / "a").mkdir(parents=True)  # a server's directory exists from its first write
     (node_dir / "00000001.wal").write_bytes(data)
     return LogSystem.open(SystemConfig(data_dir=tmp_path / name), "n1")
 
