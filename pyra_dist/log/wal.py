@@ -393,7 +393,11 @@ class Wal:
         for uid, uid_runs in runs.items():
             cb = callbacks.get(uid)
             if cb is not None:
-                cb(WalWritten(uid, tuple((r[0], r[1], r[2]) for r in uid_runs)))
+                try:
+                    cb(WalWritten(uid, tuple((r[0], r[1], r[2]) for r in uid_runs)))
+                except Exception:
+                    # A broken callback must not stop the WAL for every other server.
+                    self._log.exception("wal %s: written callback of %s failed", self._config.name, uid)
 
     def _roll_over(self) -> None:
         old = self._file
