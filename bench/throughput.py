@@ -85,15 +85,20 @@ async def main(seconds: float, profile: bool) -> None:
             if profiler:
                 profiler.enable()
             started = time.monotonic()
+            cpu0 = time.process_time()
             deadline = started + seconds
             clients = [_client(caller, leader, payload, 500, deadline) for _ in range(5)]
             counts = await asyncio.gather(*clients)
             elapsed = time.monotonic() - started
+            cpu = time.process_time() - cpu0
             if profiler:
                 profiler.disable()
                 pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
             ops = sum(counts) / elapsed
-            print(f"pipelined: 5 clients x 500 in flight, {sum(counts)} commands in {elapsed:.2f} s")
+            print(
+                f"pipelined: 5 clients x 500 in flight, {sum(counts)} commands in {elapsed:.2f} s, "
+                f"{cpu / max(1, sum(counts)) * 1e6:.0f} us of CPU per command (all threads, 3 nodes)"
+            )
 
             latencies: list[float] = []
             end = time.monotonic() + min(seconds, 5.0)

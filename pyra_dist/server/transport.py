@@ -218,6 +218,7 @@ class LocalTransport:
         "_sinks",
         "_watchers",
         "_watching",
+        "node_down_delay_s",
     )
 
     def __init__(self, node: str, network: LocalNetwork) -> None:
@@ -233,6 +234,8 @@ class LocalTransport:
         self._pending: dict[int, asyncio.Future[object]] = {}
         self._sinks: dict[int, EventSink] = {}
         self._next_number = 0
+        # aten's poll interval (ra-internals §8.1 P = 1000 ms): how late ``nodedown`` follows a disconnect.
+        self.node_down_delay_s = 1.0
 
     @property
     def network(self) -> LocalNetwork:
@@ -349,15 +352,29 @@ class LocalTransport:
             watcher.deliver(PeerDown(server_id=server_id, reason=reason))
 
     def node_event(self, node: str, up: bool) -> None:
-        """Tell this system's node watchers that ``node`` went up or down (aten's node_event).
+        """Tell this system's servers that ``node`` went up or down.
 
-        A node going down also fires process monitors on its servers with ``noconnection``.
+        As on a real node (ra-internals §8.2): a lost connection fires process monitors on that node's
+        servers with ``noconnection`` at once, while the failure detector (aten) reports ``nodedown`` at
+        its next poll, ``node_down_delay_s`` later. Ra's followers therefore start an election on the
+        short timer armed by the monitor rather than the long one armed by the nodedown.
         """
-        if not up:
-            for target in [t for t in self._watchers if t.node == node]:
-                self.fire_monitors(target, "noconnection")
+        if up:
+            for watcher in list(self._node_watchers.get(node, ())):
+                watcher.deliver(NodeUp(node=node))
+            return
+        for target in [t for t in self._watchers if t.node == node]:
+            self.fire_monitors(target, "noconnection")
+        if self.node_down_delay_s <= 0:
+            self._node_down(node)
+        else:
+            asyncio.get_running_loop().call_later(self.node_down_delay_s, self._node_down, node)
+
+    def _node_down(self, node: str) -> None:
+        if self._network.system(node) is not None:
+            return  # back up before the detector noticed
         for watcher in list(self._node_watchers.get(node, ())):
-            watcher.deliver(NodeUp(node=node) if up else NodeDown(node=node))
+            watcher.deliver(NodeDown(node=node))
 
     async def call(self, to: ServerId, make_event: Callable[[From], Event], timeout: float) -> object:
         """See ``PeerTransport.call``."""

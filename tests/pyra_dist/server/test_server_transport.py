@@ -81,6 +81,7 @@ def test_monitors_fire_when_the_server_stops_or_its_node_goes_down(two_nodes) ->
 
     b._processes["l"] = leader
     a.transport.monitor_server(follower, ServerId("l", B))
+    a.local.node_down_delay_s = 0  # aten's report without waiting for its next poll
     a.network.leave(b)
     assert follower.inbox[3:] == [PeerDown(ServerId("l", B), "noconnection"), NodeDown(B)]
     del b._processes["l"]
