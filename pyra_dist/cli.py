@@ -64,7 +64,7 @@ class _Demo:
             await system.__aexit__(None, None, None)
 
     async def wait_for(
-        self, what: str, probe: Callable[[], Awaitable[_T]], ok: Callable[[_T], bool], limit_s: float = 10.0
+        self, what: str, probe: Callable[[], Awaitable[_T]], ok: Callable[[_T], bool], limit_s: float = 30.0
     ) -> _T:
         deadline = time.monotonic() + limit_s
         last: object = None
@@ -82,7 +82,7 @@ class _Demo:
 
     async def change(self, request: Callable[[], Awaitable[_T]]) -> _T:
         """Run a membership change; retry while the previous one is not committed (ra-internals §3.4)."""
-        deadline = time.monotonic() + 10.0
+        deadline = time.monotonic() + 30.0
         while True:
             try:
                 return await request()
@@ -132,7 +132,7 @@ class _Demo:
                 await ra.pipeline_command(sys1, leader, ("put", f"p{i}", i), correlation=i, notify=events.pid)
             applied = 0
             while applied < 200:
-                event = await asyncio.wait_for(events.get(), 10)
+                event = await asyncio.wait_for(events.get(), 30)
                 if event.kind != "applied":
                     raise DemoFailed(f"pipeline: unexpected event {event}")
                 assert isinstance(event.body, tuple)
