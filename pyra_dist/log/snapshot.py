@@ -20,7 +20,7 @@ from pathlib import Path
 
 from pyra_dist.log import format as fmt
 from pyra_dist.log.errors import LogCorrupt
-from pyra_dist.log.fileops import FileOps, OsFileOps, write_all
+from pyra_dist.log.fileops import FileOps, OsFileOps, pwrite_all, write_all
 from pyra_dist.log.format import SnapshotMetaRecord
 
 SNAPSHOT_FILE = "snapshot.dat"
@@ -164,20 +164,30 @@ class SnapshotStore:
         return path
 
     def _install(self, meta: SnapshotMetaRecord, parts: list[bytes]) -> Path:
-        self._dir.mkdir(parents=True, exist_ok=True)
-        name = snapshot_dir_name(meta.index, meta.term)
-        partial = self._dir / (name + PARTIAL_SUFFIX)
-        final = self._dir / name
-        self._remove(partial)
-        partial.mkdir()
-        fd = self._ops.open(partial / SNAPSHOT_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        partial, fd = self._open_partial(meta)
         try:
             for part in parts:
                 write_all(self._ops, fd, part)
+        except BaseException:
+            self._ops.close(fd)
+            raise
+        return self._commit(meta, partial, fd)
+
+    def _open_partial(self, meta: SnapshotMetaRecord) -> tuple[Path, int]:
+        self._dir.mkdir(parents=True, exist_ok=True)
+        partial = self._dir / (snapshot_dir_name(meta.index, meta.term) + PARTIAL_SUFFIX)
+        self._remove(partial)
+        partial.mkdir()
+        return partial, self._ops.open(partial / SNAPSHOT_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+
+    def _commit(self, meta: SnapshotMetaRecord, partial: Path, fd: int) -> Path:
+        """fsync the file and its directory, rename the directory into place, fsync the parent."""
+        try:
             self._ops.fsync(fd)
         finally:
             self._ops.close(fd)
         self._ops.fsync_dir(partial)
+        final = self._dir / snapshot_dir_name(meta.index, meta.term)
         if final.exists():
             self._remove(final)
         self._ops.rename(partial, final)
@@ -230,23 +240,38 @@ class SnapshotStore:
 
 
 class SnapshotAcceptor:
-    """Collects the chunks of an incoming snapshot and installs it atomically on ``complete``.
+    """Streams the chunks of an incoming snapshot into a ``.partial`` file (Ra ``accept_chunk``).
 
-    Chunks are kept in memory (a snapshot is at most one machine state; Ra streams them into the
-    file instead, which a later version can do with the same interface).
+    The header is written with a zero CRC first; ``complete`` writes the real CRC (computed while
+    the chunks arrived), syncs and renames the directory into place, so a snapshot never has to be
+    held in memory and a crash mid-transfer leaves only a ``.partial`` directory, deleted on
+    recovery. ``abort`` discards a transfer.
     """
 
     def __init__(self, store: SnapshotStore, meta: SnapshotMetaRecord) -> None:
         self._store = store
         self.meta = meta
-        self._parts: list[bytes] = []
+        meta_bytes = fmt.encode_snapshot_meta(meta)
+        self._partial, self._fd = store._open_partial(meta)
+        self._header = (fmt.SNAPSHOT_MAGIC, fmt.SNAPSHOT_VERSION, bytes([fmt.SNAPSHOT_FLAG_INSTALLED, 0, 0]))
+        self._meta_size = len(meta_bytes)
+        placeholder = fmt.SNAPSHOT_HEADER.pack(*self._header, 0, self._meta_size)
+        write_all(store._ops, self._fd, placeholder + meta_bytes)
+        # The file CRC covers meta_size, meta and state; the state CRC is kept apart for the
+        # sender's check.
+        self._file_crc = zlib.crc32(meta_bytes, zlib.crc32(fmt.U32.pack(self._meta_size)))
         self._crc = 0
         self.received = 0
 
     def accept_chunk(self, data: bytes) -> None:
-        """Append the next chunk of state bytes."""
-        self._parts.append(data)
+        """Append the next chunk of state bytes.
+
+        Raises:
+            OSError: on I/O failure (call ``abort``).
+        """
+        write_all(self._store._ops, self._fd, data)
         self._crc = zlib.crc32(data, self._crc)
+        self._file_crc = zlib.crc32(data, self._file_crc)
         self.received += len(data)
 
     def complete(self, expected_crc: int | None = None) -> Path:
@@ -263,6 +288,19 @@ class SnapshotAcceptor:
             OSError: on I/O failure.
         """
         if expected_crc is not None and expected_crc != self._crc:
+            self.abort()
             raise ValueError(f"snapshot state crc {self._crc:#010x} != expected {expected_crc:#010x}")
-        state = b"".join(self._parts)
-        return self._store.write(self.meta, state, installed=True)
+        ops = self._store._ops
+        header = fmt.SNAPSHOT_HEADER.pack(*self._header, self._file_crc, self._meta_size)
+        pwrite_all(ops, self._fd, header, 0)
+        path = self._store._commit(self.meta, self._partial, self._fd)
+        self._store.installed = True
+        return path
+
+    def abort(self) -> None:
+        """Discard the transfer (its ``.partial`` directory is removed)."""
+        try:
+            self._store._ops.close(self._fd)
+        except OSError:
+            pass
+        self._store._remove(self._partial)

@@ -89,3 +89,23 @@ def test_accept_with_wrong_crc_installs_nothing(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="snapshot state crc"):
         acceptor.complete(expected_crc=1)
     assert SnapshotStore(tmp_path).recover() is None
+
+
+def test_interrupted_transfer_leaves_only_a_partial_directory_removed_on_recovery(tmp_path: Path) -> None:
+    store = SnapshotStore(tmp_path)
+    store.write(META, b"current")
+    acceptor = store.begin_accept(SnapshotMetaRecord(40, 3, (), 0))
+    acceptor.accept_chunk(b"half of it")
+    # the process dies here: no complete()
+    again = SnapshotStore(tmp_path)
+    assert (again.recover(), again.read_state(), again.installed) == (META, b"current", False)
+    assert sorted(p.name for p in (tmp_path / "snapshots").iterdir()) == ["0000000000000001_0000000000000012"]
+
+
+def test_accepted_snapshot_is_flagged_installed(tmp_path: Path) -> None:
+    acceptor = SnapshotStore(tmp_path).begin_accept(META)
+    acceptor.accept_chunk(b"state")
+    path = acceptor.complete()
+    assert path.read_bytes()[5] == 1
+    again = SnapshotStore(tmp_path)
+    assert (again.recover(), again.read_state(), again.installed) == (META, b"state", True)
