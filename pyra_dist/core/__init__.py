@@ -25,7 +25,11 @@ Public API (stable; see each module's docstring):
       core.cluster, core.machine_state, core.overview()
 
 Failure detection follows Ra (ra-internals §8.2): followers do NOT time out on leader silence; the
-driver must feed ``PeerDown`` (leader process monitor) and ``NodeDown``/``NodeUp`` (aten) events.
+driver must feed ``PeerDown`` (leader process monitor) and ``NodeDown``/``NodeUp`` (aten) events, and
+``PeerCallFailed`` when a gen call to a peer (vote, pre-vote, snapshot chunk) ends without a result.
+Timers are the core's gen_statem state timeouts (``StartTimer``/``CancelTimer``/``TimerFired``); a
+0 ms ``TimerKind.FLUSH_COMMANDS`` timer stands for Ra's self-cast ``flush_commands``.
+The full driver contract, deliberate differences from Ra 2.2.0 and findings: docs/internals/core.md.
 """
 
 from __future__ import annotations
