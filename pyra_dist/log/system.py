@@ -9,6 +9,7 @@ synchronous (the asyncio driver calls ``open``/``close`` in a worker thread if i
 
 from __future__ import annotations
 
+import random
 import shutil
 import threading
 import time
@@ -54,13 +55,17 @@ class LogSystem:
         self.recovery = RecoveryReport()
 
     @classmethod
-    def open(cls, config: SystemConfig, node: str, ops: FileOps | None = None) -> LogSystem:
+    def open(
+        cls, config: SystemConfig, node: str, ops: FileOps | None = None, rng: random.Random | None = None
+    ) -> LogSystem:
         """Recover the system's WAL files into segments and start the WAL and segment writer.
 
         Args:
             config: the system's storage config.
             node: the node name (Ra joins ``data_dir`` with it).
             ops: file operations (tests inject faults here).
+            rng: picks the first WAL file's size limit in [max/2, max] as Ra does (default: a
+                fresh ``random.Random()``).
 
         Returns:
             The running system; ``recovery`` describes what was recovered.
@@ -76,7 +81,11 @@ class LogSystem:
         wal_dir.mkdir(parents=True, exist_ok=True)
         next_number = system._recover()
         system.segment_writer.start(config.name)
-        system._wal = Wal.open(config, wal_dir, next_number, system.segment_writer.enqueue, system.ops)
+        size = config.wal_max_size_bytes
+        first_size = (rng or random.Random()).randint(max(size // 2, 1), size)
+        system._wal = Wal.open(
+            config, wal_dir, next_number, system.segment_writer.enqueue, system.ops, first_size
+        )
         return system
 
     def _recover(self) -> int:

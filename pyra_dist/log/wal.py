@@ -136,8 +136,13 @@ class Wal:
         next_number: int,
         on_rollover: Callable[[RolledOver], None],
         ops: FileOps,
+        first_file_max_size: int | None = None,
     ) -> None:
         self._config = config
+        # Ra starts the first file after a restart with a random size limit between half and
+        # all of wal_max_size_bytes, so that the systems of a node do not all roll over (and
+        # flush) at the same moment; later files use the configured size.
+        self._size_limit = first_file_max_size or config.wal_max_size_bytes
         self._dir = wal_dir
         self._next_number = next_number
         self._on_rollover = on_rollover
@@ -164,13 +169,22 @@ class Wal:
         next_number: int,
         on_rollover: Callable[[RolledOver], None],
         ops: FileOps | None = None,
+        first_file_max_size: int | None = None,
     ) -> Wal:
         """Create WAL file number ``next_number`` in ``wal_dir`` and start the writer thread.
+
+        Args:
+            config: the system's config.
+            wal_dir: where the files go.
+            next_number: the number of the first file.
+            on_rollover: receives each closed file (on the WAL thread).
+            ops: file operations.
+            first_file_max_size: size limit of the first file (default ``wal_max_size_bytes``).
 
         Raises:
             OSError: the file could not be created.
         """
-        wal = cls(config, wal_dir, next_number, on_rollover, ops or OsFileOps())
+        wal = cls(config, wal_dir, next_number, on_rollover, ops or OsFileOps(), first_file_max_size)
         wal._file = wal._create_file()
         wal._thread = threading.Thread(target=wal._run, name=f"pyra-wal-{config.name}", daemon=True)
         wal._thread.start()
@@ -370,7 +384,7 @@ class Wal:
         m.batches += 1
         m.entries += len(batch)
         m.bytes_written += len(data)
-        if f.size >= cfg.wal_max_size_bytes or (
+        if f.size >= self._size_limit or (
             cfg.wal_max_entries is not None and f.entries >= cfg.wal_max_entries
         ):
             self._roll_over()
@@ -404,6 +418,7 @@ class Wal:
         assert old is not None
         self._ops.close(old.fd)
         self._file = None
+        self._size_limit = self._config.wal_max_size_bytes
         self._file = self._create_file()
         self.metrics.rollovers += 1
         self._log.debug(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import random
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +12,17 @@ from pyra_dist.log import LogSystem
 from pyra_dist.log.fileops import OsFileOps
 
 SystemFactory = Callable[..., LogSystem]
+
+
+class FullSizeRandom(random.Random):
+    """Makes Ra's random first-WAL-file size deterministic: always the upper (or lower) bound."""
+
+    def __init__(self, low: bool = False) -> None:
+        super().__init__(0)
+        self.low = low
+
+    def randint(self, a: int, b: int) -> int:
+        return a if self.low else b
 
 
 class FaultyFileOps(OsFileOps):

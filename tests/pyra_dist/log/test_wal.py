@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from log_support import FaultyFileOps, SystemFactory
+from log_support import FaultyFileOps, FullSizeRandom, SystemFactory
 
 from pyra_dist.log import LogCorrupt, LogSystem, SystemConfig, WalFailed, WalSyncMethod, WalWriteStrategy
 from pyra_dist.log import format as fmt
@@ -120,6 +120,18 @@ def test_rollover_at_wal_max_size_bytes(open_system: SystemFactory, tmp_path: Pa
     assert system.segment_writer.wait_idle(30)
     assert system.wal.metrics.rollovers == 5
     assert log.fetch(1, 40) == [(i, 1, b"p" * 100) for i in range(1, 41)]
+
+
+def test_first_wal_file_after_start_rolls_over_at_a_random_size_from_half_the_maximum(
+    open_system: SystemFactory,
+) -> None:
+    system = open_system(rng=FullSizeRandom(low=True), wal_max_size_bytes=1000)
+    log = system.open_server_log("a")
+    for i in range(1, 41):
+        log.append([(i, 1, b"p" * 100)])
+        assert system.wal.wait_durable(30)
+    # first file: 500 bytes (4 entries), then 1000 bytes (8 entries) per file
+    assert system.wal.metrics.rollovers == 5
 
 
 @pytest.mark.parametrize(
