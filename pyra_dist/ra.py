@@ -129,6 +129,19 @@ async def start_system(
     return await System.start(name, data_dir, node, network=network, config=config)
 
 
+async def start(data_dir: Path | str | None = None, node: str = "pyra@localhost") -> System:
+    """Ra's ``ra:start()``: open the ``default`` system (``data_dir/node``); enter it with ``async with``.
+
+    Args:
+        data_dir: base data directory (default: the current directory, as Ra).
+        node: this node's name.
+
+    Returns:
+        The opened default system.
+    """
+    return await System.start("default", data_dir, node)
+
+
 def _node_system(system: System, node: str) -> NodeOps:
     """Server lifecycle on ``node`` (Ra: ``rpc:call(Node, ra_server_sup_sup, ...)``), via the transport."""
     if node == system.node:
@@ -770,6 +783,7 @@ __all__ = [
     "process_command",
     "remove_member",
     "restart_server",
+    "start",
     "start_cluster",
     "start_server",
     "start_system",
