@@ -144,3 +144,52 @@ class FastPickleEntryCodec:
                 return ClusterDelete(_unmode(mode), _unopaque(from_), ts)
             case _:
                 raise ValueError(f"not a pyra log entry: {raw!r}")
+
+
+class EncodedCommands:
+    """The stored bytes of recently encoded commands, shared by the systems of one ``LocalNetwork``.
+
+    In-process followers receive the leader's very ``Entry`` objects, so the bytes the leader stored
+    can be reused instead of encoding each command once per replica. Keys are object identities; the
+    command is kept alongside so that its id cannot be reused while cached. Loop thread only.
+    """
+
+    __slots__ = ("_items", "_limit")
+
+    def __init__(self, limit: int = 4096) -> None:
+        self._items: dict[int, tuple[Command, bytes]] = {}
+        self._limit = limit
+
+    def get(self, command: Command) -> bytes | None:
+        """The bytes cached for this very object, if any."""
+        item = self._items.get(id(command))
+        return item[1] if item is not None and item[0] is command else None
+
+    def put(self, command: Command, data: bytes) -> None:
+        """Remember ``data`` as the encoding of ``command`` (evicting the oldest beyond the limit)."""
+        items = self._items
+        items[id(command)] = (command, data)
+        if len(items) > self._limit:
+            del items[next(iter(items))]
+
+
+class SharedEncodingCodec:
+    """An ``EntryCodec`` that reuses encodings from an ``EncodedCommands`` cache (see there)."""
+
+    __slots__ = ("_cache", "_inner")
+
+    def __init__(self, inner: FastPickleEntryCodec, cache: EncodedCommands) -> None:
+        self._inner = inner
+        self._cache = cache
+
+    def encode(self, command: Command) -> bytes:
+        """Return the cached bytes of this object, or encode and cache them."""
+        data = self._cache.get(command)
+        if data is None:
+            data = self._inner.encode(command)
+            self._cache.put(command, data)
+        return data
+
+    def decode(self, data: bytes) -> Command:
+        """See ``FastPickleEntryCodec.decode``."""
+        return self._inner.decode(data)

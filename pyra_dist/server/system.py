@@ -48,7 +48,7 @@ from pyra_dist.core.state import CoreConfig
 from pyra_dist.log.config import SystemConfig
 from pyra_dist.log.core_view import EntryCodec
 from pyra_dist.server import errors
-from pyra_dist.server.codec import FastPickleEntryCodec
+from pyra_dist.server.codec import EncodedCommands, FastPickleEntryCodec, SharedEncodingCodec
 from pyra_dist.server.effects import EffectInterpreter, LogWriter, MetaWriter
 from pyra_dist.server.process import ServerProcess
 from pyra_dist.server.storage import ServerStorage, SystemStorage
@@ -202,13 +202,20 @@ class System:
         transport_factory: Callable[[System], PeerTransport] | None = None,
     ) -> None:
         self.config = config
-        self._entry_codec: EntryCodec = entry_codec if entry_codec is not None else FastPickleEntryCodec()
+
         self._snapshot_codec: SnapshotCodec = (
             snapshot_codec if snapshot_codec is not None else PickleSnapshotCodec()
         )
         self.node = node
         self.name = config.name
         self.network = network if network is not None else LocalNetwork()
+        if self.network.encoded is None:
+            self.network.encoded = EncodedCommands()
+        self._entry_codec: EntryCodec = (
+            entry_codec
+            if entry_codec is not None
+            else SharedEncodingCodec(FastPickleEntryCodec(), self.network.encoded)
+        )
         # ``local`` reaches systems of this interpreter; ``transport`` is what servers and the API use:
         # the same object unless ``transport_factory`` wraps it (the Erlang-distribution edge does, to
         # route ids on remote nodes over distribution and everything else to ``local``).

@@ -42,6 +42,7 @@ from pyra_dist.types import From, ServerId
 
 if TYPE_CHECKING:
     from pyra_dist.core.machine import Machine
+    from pyra_dist.server.codec import EncodedCommands
     from pyra_dist.server.process import ServerProcess
     from pyra_dist.server.system import ServerConfig, System
 
@@ -167,10 +168,12 @@ class LocalNetwork:
     process"). A system that is not on the network cannot be reached (its node is "down").
     """
 
-    __slots__ = ("_systems",)
+    __slots__ = ("_systems", "encoded")
 
     def __init__(self) -> None:
         self._systems: dict[str, System] = {}
+        # Stored bytes of recent commands, reused by in-process replicas (set by the first System).
+        self.encoded: EncodedCommands | None = None
 
     def join(self, system: System) -> None:
         """Make ``system`` reachable under its node name; other systems' node watchers see it up."""

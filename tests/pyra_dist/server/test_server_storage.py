@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pyra_dist.core.events import LogWritten
 from pyra_dist.log.config import SystemConfig
-from pyra_dist.server.codec import FastPickleEntryCodec
+from pyra_dist.server.codec import EncodedCommands, FastPickleEntryCodec, SharedEncodingCodec
 from pyra_dist.server.storage import SystemStorage
 from pyra_dist.server.transport import ClientCall, LocalCall, LocalPid
 from pyra_dist.types import (
@@ -78,3 +78,16 @@ async def test_recent_entries_are_served_from_memory_and_follow_overwrites_and_t
         assert delivered[0].from_index == 1
         server.close()
     storage.close()
+
+
+def test_replicas_in_one_interpreter_reuse_the_leaders_encoding_of_a_command() -> None:
+    cache = EncodedCommands(limit=2)
+    codec = SharedEncodingCodec(FastPickleEntryCodec(), cache)
+    first, second, third = (UsrCommand(("put", "k", i)) for i in range(3))
+    stored = codec.encode(first)
+
+    assert codec.encode(first) is stored
+    assert codec.encode(UsrCommand(("put", "k", 0))) == stored  # equal but not the same object: encoded anew
+    codec.encode(second)
+    codec.encode(third)
+    assert cache.get(first) is None and codec.decode(codec.encode(third)) == third
