@@ -166,10 +166,18 @@ class CommonRole(ApplyMixin):
         return True
 
     def tick_common(self, effects: list[Effect]) -> None:
-        """Persist ``last_applied`` (asynchronous in Ra) and feed ``tick`` to the aux handler."""
-        if self.last_applied > self.last_persisted_applied:
-            self.last_persisted_applied = self.last_applied
-            effects.append(PersistLastApplied(index=self.last_applied))
+        """Persist ``last_applied`` (asynchronous in Ra) and feed ``tick`` to the aux handler.
+
+        Never above the last *written* index: recovery re-applies the durable log up to the persisted
+        value, so it must only cover entries that are durable in their applied form. A follower applies
+        committed entries from its unwritten tail; if it crashed before that tail (which overwrote an
+        older uncommitted entry) was written, the old entry would be re-applied (simulator finding F4,
+        docs/internals/simulator.md).
+        """
+        index = min(self.last_applied, self.log.last_written()[0])
+        if index > self.last_persisted_applied:
+            self.last_persisted_applied = index
+            effects.append(PersistLastApplied(index=index))
         self.handle_aux_cast("tick", effects)
 
     def stop(self, reason: object, effects: list[Effect], *, delete_data: bool = False) -> None:

@@ -11,6 +11,8 @@ Interpreter contract (R3, ra-internals §9.2):
    completion comes back as ``LogWritten``/``SnapshotWritten``. ``AppendToLog`` may overwrite: any
    entry at or above ``entries[0].index`` is replaced. The core never sends a reply that claims
    durability before the matching ``LogWritten`` arrived.
+   Writes issued before an ``InstallSnapshot`` must not land after it: the driver either discards
+   them or completes them first (their ``LogWritten`` is then ignored: the core checks ``(to, term)``).
 4. ``StartTimer(key, ms)`` (re)arms the timer ``key``; ``CancelTimer`` disarms it; a fired timer comes
    back as ``TimerFired(key)``. Timers survive role changes unless the core cancels them.
 5. ``SendRpc``: send ``rpc`` to ``to``. If ``reply_to`` is set, answer that gen call (``{Tag, Rpc}``);

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from raft_harness import S1, S2, S3, make_cluster, noop, sid, single, usr
 
-from pyra_dist.core.effects import AppendToLog, InstallSnapshot, SendRpc, TruncateLog, WrapReply
-from pyra_dist.core.events import CommandRequest, JoinRequest, LeaveRequest, LogWritten, PeerMessage
+from pyra_dist.core.effects import (
+    AppendToLog,
+    InstallSnapshot,
+    PersistLastApplied,
+    SendRpc,
+    TruncateLog,
+    WrapReply,
+)
+from pyra_dist.core.events import CommandRequest, JoinRequest, LeaveRequest, LogWritten, PeerMessage, Tick
 from pyra_dist.core.messages import (
     AppendEntriesReply,
     AppendEntriesRpc,
@@ -145,3 +152,19 @@ def test_a_snapshot_describing_a_prefix_of_the_log_keeps_the_entries_after_it() 
     )
     assert core.last_index_term() == (9, 1) and core.last_written() == (9, 1)
     assert core.commit_index == 8 and core.last_applied == 8
+
+
+# -- Simulator finding F4: recovery must not re-apply an entry that was overwritten before a crash --
+
+
+def test_persisted_last_applied_never_covers_unwritten_entries() -> None:
+    """The follower applies the committed replacement of index 2 from its unwritten tail; the durable
+    log still holds the old entry, so ``last_applied`` may only be persisted once it is written."""
+    core = single(name="s3", term=2, entries=[noop(1, 1), usr(2, 1, ("put", "x", "OLD"))], last_applied=1)
+    core.handle(aer(2, 2, (1, 1), usr(2, 2, ("put", "x", "NEW"))))
+    assert core.last_applied == 2 and core.machine_state == {"x": "NEW"}
+    assert [e for e in core.handle(Tick(system_time=1)) if isinstance(e, PersistLastApplied)] == []
+    core.handle(LogWritten(2, 2, 2))
+    assert [e for e in core.handle(Tick(system_time=2)) if isinstance(e, PersistLastApplied)] == [
+        PersistLastApplied(index=2)
+    ]
