@@ -142,6 +142,10 @@ class FollowerRole(CommonRole):
             # Raft §5.1: reject a stale leader; it learns our term from the reply.
             self.send_aer_reply(rpc, False, effects)
             return
+        if not _contiguous(rpc):
+            # Entries must be prev+1, prev+2, ...; a malformed RPC (a buggy peer) is dropped rather than
+            # taking the server down (simulator finding F2).
+            return
         self.set_leader(rpc.leader_id, effects)
         self.disarm_election_timer(effects)
         check, entries = self.check_prev(rpc)
@@ -452,6 +456,16 @@ class FollowerRole(CommonRole):
         self.snapshot_chunks = []
         self.snapshot_receiving = None
         self.set_role(Role.FOLLOWER, effects)
+
+
+def _contiguous(rpc: AppendEntriesRpc) -> bool:
+    """True if the RPC's entries are numbered ``prev_log_index + 1`` onwards without gaps."""
+    expected = rpc.prev_log_index + 1
+    for entry in rpc.entries:
+        if entry.index != expected:
+            return False
+        expected += 1
+    return True
 
 
 def _is_call(event: Event) -> bool:

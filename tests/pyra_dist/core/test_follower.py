@@ -431,3 +431,11 @@ def test_a_new_leader_is_monitored_and_the_old_one_demonitored() -> None:
         MonitorServer(server_id=S3),
         MonitorNode(node="py@vm"),
     ]
+
+
+def test_an_append_whose_entries_do_not_follow_prev_is_dropped() -> None:
+    """Simulator finding F2: a malformed RPC from a buggy peer must not crash the follower."""
+    core = single(term=1)
+    assert core.handle(aer(1, 0, (0, 0), usr(9, 1))) == []
+    assert core.handle(aer(1, 0, (0, 0), usr(1, 1), usr(3, 1))) == []
+    assert core.last_index_term() == (0, 0)
