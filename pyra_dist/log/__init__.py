@@ -7,6 +7,7 @@ decide Raft; the core sees storage only through ``LogView`` reads and its log ef
 from __future__ import annotations
 
 from pyra_dist.log.config import SystemConfig, WalSyncMethod, WalWriteStrategy
+from pyra_dist.log.core_view import CoreLogView, EntryCodec, PickleEntryCodec
 from pyra_dist.log.errors import ConfigError, LogCorrupt, LogError, WalFailed
 from pyra_dist.log.format import SnapshotMetaRecord
 from pyra_dist.log.server_log import RawEntry, ServerLog
@@ -15,9 +16,12 @@ from pyra_dist.log.wal import Wal, WalError, WalEvent, WalWritten
 
 __all__ = [
     "ConfigError",
+    "CoreLogView",
+    "EntryCodec",
     "LogCorrupt",
     "LogError",
     "LogSystem",
+    "PickleEntryCodec",
     "RawEntry",
     "RecoveryReport",
     "ServerLog",
