@@ -66,8 +66,12 @@ class ApplyMixin(CoreBase):
         Replies go out only from the leader (Ra: the leader answers ``from``); notifications are
         batched per pid in apply order (``{applied, [{Corr, Reply}, ...]}``).
         """
+        # Notifications are grouped per pid in apply order, one ra_event per pid per batch, as Ra's
+        # leader does: a pipelining client receives {applied, [{Corr, Reply}, ...]} (§4.4).
         notify: list[tuple[object, list[tuple[object, object]]]] = []
         applied_before = self.last_applied
+        # Entries are applied from the local log, including its unwritten tail: a committed entry is
+        # durable on a majority already, so applying it before our own fsync is safe (Ra does this).
         target = min(self.commit_index, self.log.last_index)
         while self.last_applied < target and self._may_apply():
             start = self.last_applied + 1
@@ -99,6 +103,8 @@ class ApplyMixin(CoreBase):
         self, entry: Entry, notify: list[tuple[object, list[tuple[object, object]]]], effects: list[Effect]
     ) -> None:
         cmd = entry.command
+        # Only the leader answers clients; followers apply silently. During recovery nothing is
+        # emitted at all (ra-internals §7.6: effects of re-applied entries are discarded).
         leader = self.role == Role.LEADER and not self.replaying
         if isinstance(cmd, UsrCommand):
             meta = ApplyMeta(
@@ -124,6 +130,8 @@ class ApplyMixin(CoreBase):
             if not self.replaying:
                 self.run_machine_effects(mac_effects, effects)
         elif isinstance(cmd, Noop):
+            # The noop of a new term carries the leader's machine version: applying it is where every
+            # replica switches versions at the same index (§6.6).
             self.last_applied = entry.index
             self._maybe_upgrade_machine(entry, cmd.machine_version, effects)
             if entry.term == self.current_term and self.role == Role.LEADER:
@@ -186,6 +194,8 @@ class ApplyMixin(CoreBase):
 
     def run_machine_effects(self, mac_effects: list[MachineEffectT], effects: list[Effect]) -> None:
         """Interpret machine effects: leader-only ones are dropped on other roles (ra-internals §6.4)."""
+        # Side effects (messages, monitors, timers, appends) happen once, on the leader; snapshots
+        # (release_cursor), aux and gc are local housekeeping that every replica performs.
         leader = self.role == Role.LEADER
         for eff in mac_effects:
             match eff:
@@ -237,6 +247,8 @@ class ApplyMixin(CoreBase):
 
     def _release_cursor(self, index: Index, state: object, effects: list[Effect]) -> None:
         """2.2.0 (ra-internals §6.5): snapshot at ``index`` once it is ``snapshot_interval`` past the last."""
+        # One snapshot at a time (Ra ignores release cursors while one is being written), and only of
+        # applied state: the state handed over belongs to index, which must be committed.
         if self.snapshot_in_progress is not None or index > self.last_applied:
             return
         if index <= self.log.snapshot_index() + self.config.snapshot_interval:

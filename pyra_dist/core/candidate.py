@@ -33,8 +33,12 @@ class CandidateRole(CommonRole):
 
     def start_pre_vote(self, effects: list[Effect]) -> None:
         """Enter ``pre_vote``: ask every member whether it would vote for us, without raising the term."""
+        # Pre-vote (Raft thesis §9.6) asks "would you vote for me?" without raising the term, so a
+        # partitioned server cannot disrupt a healthy cluster by inflating terms. Ra records
+        # voted_for := self (persisted) in the *current* term; the real candidacy uses term + 1.
         self.leader_id = None
         self.persist_term(self.current_term, self.id, effects)
+        # A fresh token per round: results of an older round (delayed on the network) do not count.
         self.pre_vote_token = self.config.rng.getrandbits(64)
         self.votes = {self.id}
         self.set_role(Role.PRE_VOTE, effects)
@@ -56,6 +60,8 @@ class CandidateRole(CommonRole):
 
     def start_election(self, effects: list[Effect]) -> None:
         """Raft §5.2: increment the term, vote for self (durably), request votes from every member."""
+        # The new term and our own vote are durable before any RequestVote leaves (Figure 2), so a
+        # crash and restart can never vote twice in this term.
         self.leader_id = None
         self.persist_term(self.current_term + 1, self.id, effects)
         self.pre_vote_token = None
@@ -84,6 +90,7 @@ class CandidateRole(CommonRole):
             return
         match event:
             case PeerMessage(sender=sender, msg=PreVoteResult() as result):
+                # Votes are a set of members, so a duplicated result cannot be counted twice.
                 if (
                     result.vote_granted
                     and result.term == self.current_term
@@ -117,6 +124,7 @@ class CandidateRole(CommonRole):
             return
         match event:
             case PeerMessage(sender=sender, msg=RequestVoteResult() as result):
+                # Raft §5.2: a majority of the full configuration (2.2.0 counts every member).
                 if result.vote_granted and result.term == self.current_term and sender in self.members:
                     self.votes.add(sender)
                     if has_quorum(len(self.votes), len(self.members)):
@@ -128,6 +136,8 @@ class CandidateRole(CommonRole):
             case PeerMessage(msg=AppendEntriesRpc() | HeartbeatRpc() | InstallSnapshotRpc() as rpc):
                 self.yield_to_leader(event, rpc.term, effects)
             case TimerFired(key=TimerKind.ELECTION):
+                # Split vote or lost messages: a new election in the next term (Raft §5.2); the
+                # randomized short timer makes repeated splits unlikely.
                 self.start_election(effects)
             case TriggerElection(from_=from_):
                 self.reply(from_, AtomReply(atom="ok"), effects)

@@ -145,6 +145,10 @@ class LeaderRole(ReplicationMixin):
             case TimerFired(key=TimerKind.FLUSH_COMMANDS):
                 self.flush_commands(effects)
             case CommandRequest(data=data, reply_mode=mode, from_=from_, system_time=ts):
+                # Normal priority: appended now and pipelined to every peer before our own write is
+                # durable (Ra does the same; our own copy only counts once LogWritten confirms it).
+                # ``from_`` is stored in the entry's meta: whichever server leads when the entry is
+                # applied answers the caller (ra-internals §3.2, ``Meta.from``).
                 self.append_usr(
                     UsrCommand(data=data, reply_mode=mode, from_=from_, ts=ts or self.now_ms), effects
                 )
@@ -152,9 +156,13 @@ class LeaderRole(ReplicationMixin):
             case JoinRequest() | LeaveRequest():
                 self.membership_request(event, effects)
             case DeleteClusterRequest(from_=from_, system_time=ts):
+                # '$ra_cluster' delete is an ordinary replicated entry; every member stops once it
+                # applies it (ra-internals §3.5).
                 self.leader_append(ClusterDelete(from_=from_, ts=ts or self.now_ms), effects)
                 self.replicate_all(effects)
             case QueryRequest(kind="leader") as query:
+                # leader_query: answered from our applied state without a round (may be stale if we
+                # were deposed and do not know it yet; that is Ra's documented semantics).
                 self.local_query_reply(query, effects)
             case QueryRequest(kind="consistent") as query:
                 self.consistent_query(query, effects)
@@ -167,6 +175,8 @@ class LeaderRole(ReplicationMixin):
             case TriggerElection(from_=from_):
                 self.reply(from_, AtomReply(atom="ok"), effects)
             case TimerFired(key=MachineTimer(name=name)):
+                # Machine timers, monitors and node events become log entries so that every replica
+                # applies them at the same index (ra-internals §6.3 built-in commands).
                 self.append_usr(UsrCommand(data=Timeout(name=name), ts=self.now_ms), effects)
                 self.replicate_all(effects)
             case MachineDown(pid=pid, info=info):
@@ -177,6 +187,7 @@ class LeaderRole(ReplicationMixin):
                 self.append_usr(UsrCommand(data=data, ts=self.now_ms), effects)
                 self.replicate_all(effects)
             case LogWritten(to_index=to_index, term=term):
+                # Our own durability counts like a follower's match index (Ra: last_written_index).
                 if self.log.written(to_index, term):
                     self.maybe_commit(effects)
             case Tick(system_time=now):
@@ -188,6 +199,9 @@ class LeaderRole(ReplicationMixin):
 
     def flush_commands(self, effects: list[Effect]) -> None:
         """Append up to ``low_priority_flush_size`` queued low-priority commands as one batch."""
+        # One flush appends one batch (Ra: low_priority_commands_flush_size, 25 in 2.2.0) with a
+        # single AppendToLog and one AER per peer; the rest waits for the next flush so that normal
+        # commands and peer traffic interleave with a long pipeline of low-priority casts.
         size = self.config.low_priority_flush_size
         batch, self.low_queue = self.low_queue[:size], self.low_queue[size:]
         if batch:
@@ -254,6 +268,9 @@ class LeaderRole(ReplicationMixin):
 
     def leader_tick(self, now: int, effects: list[Effect]) -> None:
         """Ra's tick: re-send to stale peers, heartbeats for pending queries, machine tick."""
+        # Idle leaders send nothing (ra-internals §2.2): only peers with unconfirmed entries or an
+        # unsent commit index get traffic. Restarting at match + 1 recovers from AERs the network
+        # lost; duplicates are harmless because followers skip entries they already hold (§5.3).
         last = self.log.last_index
         for peer in sorted(self.peers):
             p = self.peers[peer]
@@ -274,6 +291,9 @@ class LeaderRole(ReplicationMixin):
 
     def membership_request(self, event: JoinRequest | LeaveRequest, effects: list[Effect]) -> None:
         """``'$ra_join'``/``'$ra_leave'`` become a ``'$ra_cluster_change'`` entry; one at a time."""
+        # Single-server changes are safe only one at a time: any two majorities of C and C +/- 1
+        # overlap, but not across two unfinished steps (Raft thesis §4.1). Ra also waits for the new
+        # leader's noop so that changes from a previous term are settled first (§3.4).
         if not self.cluster_change_permitted:
             self.reply(event.from_, ErrorReply(reason="cluster_change_not_permitted"), effects)
             return
@@ -287,6 +307,8 @@ class LeaderRole(ReplicationMixin):
                 self.reply(event.from_, ErrorReply(reason="not_member"), effects)
                 return
             new_members = tuple(m for m in self.members if m != event.server_id)
+        # The entry carries the leader's whole peer map (2.2.0 shape); followers use only its keys.
+        # It is effective on append, on every server (§3.3), so the peer map changes right away.
         cluster = {m: self.peer_state(m) for m in new_members}
         change = ClusterChange(
             cluster=cluster,
@@ -338,8 +360,12 @@ class LeaderRole(ReplicationMixin):
         """Start a heartbeat round; the answer waits for a quorum of the round and for the commit
         index at call time to be applied (linearizable read, Raft §8)."""
         if not self.cluster_change_permitted:
+            # Ra parks consistent queries while the configuration is in flux: the heartbeat quorum
+            # would otherwise be counted against a configuration that may still be replaced (§2.4).
             self.parked_queries.append(query)
             return
+        # The query remembers the commit index at call time: answering after a quorum confirmed our
+        # leadership *and* once that index is applied gives a linearizable read (Raft §8).
         self.query_index += 1
         self.pending_queries.append((self.query_index, self.commit_index, query))
         self.send_heartbeats(effects)
@@ -403,6 +429,8 @@ class LeaderRole(ReplicationMixin):
         if target not in self.members:
             self.reply(from_, ErrorReply(reason="unknown_member"), effects)
             return
+        # 2.2.0 does not check that the target is up to date (main does, since 3.1.8): if it is not,
+        # its election fails, our await_condition times out after 30 s and we lead again.
         effects.append(SendRpc(to=target, rpc=TryBecomeLeader()))
         self.reply(from_, AtomReply(atom="ok"), effects)
         self.transferring = True
