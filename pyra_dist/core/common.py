@@ -55,6 +55,8 @@ class CommonRole(ApplyMixin):
 
     def log_append(self, entries: list[Entry], effects: list[Effect]) -> None:
         """Append ``entries`` (overwriting from the first one) and track cluster changes in them."""
+        # Configuration changes take effect when they enter the log, committed or not (Raft thesis
+        # §4.1, Ra §3.3); overwriting the entry that carried one reverts to the one before it.
         first = entries[0].index
         effects.append(self.log.append(entries))
         changes = [(i, m) for (i, m) in self.cluster_changes if i < first]
@@ -199,6 +201,9 @@ class CommonRole(ApplyMixin):
         """
         leader = self.leader_id if self.leader_id != self.id else None
         match event:
+            # Casts (pipeline_command): correlation-less ones are forwarded to the leader so they are
+            # not lost (ra_SUITE:pipeline_command_2_forwards_to_leader); notify ones are rejected so
+            # the client can resend to the leader itself (pipeline_command_reject).
             case CommandRequest(from_=None, reply_mode=mode):
                 if self.role == Role.AWAIT_CONDITION:
                     return True  # 2.2.0 await_condition drops command casts silently
@@ -219,6 +224,8 @@ class CommonRole(ApplyMixin):
                 | QueryRequest()
                 | StateQueryRequest()
             ):
+                # Calls: redirect to a known leader (the client repeats the request there), otherwise
+                # park until one is known; candidates park always since they may win themselves.
                 from_ = event.from_
                 if from_ is None:
                     return True

@@ -75,10 +75,15 @@ class FollowerRole(CommonRole):
             case LogWritten(to_index=to_index, term=term):
                 self.follower_written(to_index, term, effects)
             case TriggerElection(from_=from_):
+                # Even with a healthy leader (ra-internals §4.1); start_cluster relies on it.
                 self.reply(from_, AtomReply(atom="ok"), effects)
                 self.maybe_start_pre_vote(effects)
             case TimerFired(key=TimerKind.ELECTION):
                 self.maybe_start_pre_vote(effects)
+            # Failure detection (ra-internals §8.2). Idle Ra leaders send nothing, so silence proves
+            # nothing: the leader's process monitor and aten's node events arm the election timer
+            # (a dead process is certain: really short; a lost connection may heal: short; aten's
+            # guess: long) and any valid AER cancels it again.
             case PeerDown(server_id=server_id, reason=reason) if server_id == self.leader_id:
                 self.monitored_leader = None
                 if reason == "noconnection":
@@ -95,6 +100,8 @@ class FollowerRole(CommonRole):
 
     def maybe_start_pre_vote(self, effects: list[Effect]) -> None:
         """Start a pre-vote round unless this server is not a member of its configuration."""
+        # A removed server keeps running until it is stopped (leave_and_terminate stops it later);
+        # it must not campaign and raise the terms of the members that removed it.
         if self.is_member():
             self.start_pre_vote(effects)
 
@@ -223,6 +230,8 @@ class FollowerRole(CommonRole):
 
     def follower_written(self, to_index: int, term: int, effects: list[Effect]) -> None:
         """``LogWritten``: confirm durable entries to the leader (Ra replies after every fsync)."""
+        # This is the only place a success reply for new entries is sent: its last_index is what the
+        # leader counts towards the commit majority, so it must name durable entries only (§9.2).
         if not self.log.written(to_index, term):
             return
         if self.leader_id is not None and self.leader_id != self.id and self.role == Role.FOLLOWER:
@@ -276,6 +285,7 @@ class FollowerRole(CommonRole):
     def answer_heartbeat(self, rpc: HeartbeatRpc, effects: list[Effect]) -> None:
         """ra-internals §2.4 (2.2.0: reply max(rpc QI, own QI)); heartbeats do not cancel timers."""
         if rpc.term < self.current_term:
+            # A deposed leader learns our term and steps down; its queries get redirected.
             reply = HeartbeatReply(query_index=rpc.query_index, term=self.current_term)
         else:
             self.set_leader(rpc.leader_id, effects)
@@ -422,6 +432,9 @@ class FollowerRole(CommonRole):
 
     def complete_snapshot(self, meta: SnapshotMeta, effects: list[Effect]) -> bool:
         """Install a fully received snapshot: log, commit, cluster and machine state follow it."""
+        # The chunks concatenated are the codec's bytes (for Ra: <<Crc:32, term_to_binary(State)>>).
+        # A corrupt transfer crashes a Ra 2.2.0 follower (its CRC assertion); we abort instead and
+        # let the sender time out and retry.
         data = b"".join(self.snapshot_chunks)
         try:
             state = self.config.snapshot_codec.decode(meta, data)
