@@ -170,7 +170,7 @@ def _map_pairs(m: Mapping[Any, Any], mode: int, nesting: int) -> Iterator[Any]:
         if nesting >= _MAX_KEY_MAP_NESTING:
             raise EncodeError("map keys nest maps too deeply")
         enc = sorted(
-            ((_canonical(k, nesting + 1), v) for k, v in (m.pairs() if type(m) is Map else m.items())),
+            ((_canonical_key(k, nesting + 1), v) for k, v in (m.pairs() if type(m) is Map else m.items())),
             key=lambda kv: kv[0],
         )
         return chain.from_iterable((_Raw(kb), v) for kb, v in enc)
@@ -187,6 +187,18 @@ def _map_pairs(m: Mapping[Any, Any], mode: int, nesting: int) -> Iterator[Any]:
             if len(frozen) != len(m):
                 raise EncodeError("map has keys that are equal Erlang terms")
     return chain.from_iterable(m.items())
+
+
+def _canonical_key(k: Any, nesting: int) -> bytes:
+    """Canonical bytes of a map key, short-cutting the common scalar keys."""
+    t = type(k)
+    if t is Atom:
+        return _atom_utf8(k.name)
+    if t is int and 0 <= k < 256:
+        return _SMALL_INT[k]
+    if t is bytes:
+        return _B_HDR(109, len(k)) + k
+    return _canonical(k, nesting)
 
 
 def _encode_other(x: Any, out: bytearray, mode: int, nesting: int, seen: list[bool]) -> Iterator[Any] | None:
