@@ -195,9 +195,11 @@ def _canonical_key(k: Any, nesting: int) -> bytes:
     if t is Atom:
         return _atom_utf8(k.name)
     if t is int and 0 <= k < 256:
-        return _SMALL_INT[k]
+        small: bytes = _SMALL_INT[k]
+        return small
     if t is bytes:
-        return _B_HDR(109, len(k)) + k
+        binary: bytes = _B_HDR(109, len(k)) + k
+        return binary
     return _canonical(k, nesting)
 
 
