@@ -324,6 +324,7 @@ class System:
         for name in list(self._processes):
             await self.stop_server(name)
         self.network.leave(self)
+        self.local.close()
         if self._tick_handle is not None:
             self._tick_handle.cancel()
         if self._timers is not None:
@@ -338,6 +339,7 @@ class System:
         network (peers see ``nodedown``/``noconnection``), storage is closed without flushing anything
         that was not already durable. The system is closed (and exited) afterwards."""
         self.network.leave(self)
+        self.local.close()
         for name in list(self._processes):
             await self.kill_server(name)
         await self.__aexit__(None, None, None)

@@ -23,6 +23,7 @@ carrying a ``LocalCall`` token; the callee's reply comes back to the caller as
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
@@ -213,6 +214,7 @@ class LocalTransport:
     """
 
     __slots__ = (
+        "_closed",
         "_network",
         "_next_number",
         "_node",
@@ -236,9 +238,13 @@ class LocalTransport:
         # Client calls made from this node that wait for an answer, by ClientCall.ref.
         self._pending: dict[int, asyncio.Future[object]] = {}
         self._sinks: dict[int, EventSink] = {}
-        self._next_number = 0
+        # Refs and pid numbers are unique across incarnations of a node name (an Erlang node's
+        # "creation"): commands in the log carry ClientCall/LocalPid values of callers that may belong
+        # to a previous incarnation, and their late replies must not reach a new caller.
+        self._next_number = secrets.randbits(31) << 32
         # aten's poll interval (ra-internals §8.1 P = 1000 ms): how late ``nodedown`` follows a disconnect.
         self.node_down_delay_s = 1.0
+        self._closed = False
 
     @property
     def network(self) -> LocalNetwork:
@@ -379,8 +385,18 @@ class LocalTransport:
         for watcher in list(self._node_watchers.get(node, ())):
             watcher.deliver(NodeDown(node=node))
 
+    def close(self) -> None:
+        """This node is going away: fail the client calls still waiting here with ``nodedown``."""
+        self._closed = True
+        pending, self._pending = self._pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(errors.NodeDown(f"node {self._node} stopped"))
+
     async def call(self, to: ServerId, make_event: Callable[[From], Event], timeout: float) -> object:
         """See ``PeerTransport.call``."""
+        if self._closed:
+            raise errors.NodeDown(f"node {self._node} stopped", server_id=to)
         system = self._network.system(to.node)
         if system is None:
             raise errors.NodeDown(f"node {to.node} is not connected", server_id=to)

@@ -450,3 +450,63 @@ async def test_a_new_member_catches_up_from_a_snapshot_and_restarts_from_it(tmp_
     finally:
         for system in reversed(list(systems.values())):
             await system.__aexit__(None, None, None)
+
+
+async def test_repeated_leader_node_crashes_under_load_lose_no_acknowledged_write(tmp_path: Path) -> None:
+    network = LocalNetwork()
+    nodes = ["x1@localhost", "x2@localhost", "x3@localhost"]
+    systems = {n: await System.start("default", tmp_path, n, network=network) for n in nodes}
+    ids = [ServerId("kv", n) for n in nodes]
+    acknowledged: dict[str, int] = {}
+    running = True
+
+    async def writer(w: int) -> None:
+        i = 0
+        while running:
+            caller = next(iter(systems.values()))
+            live = [sid for sid in ids if sid.node in systems]
+            try:
+                await ra.process_command(caller, live, ("put", f"w{w}-{i}", i), timeout=2.0)
+                acknowledged[f"w{w}-{i}"] = i
+            except ra.RaError:
+                await asyncio.sleep(0.02)
+            i += 1
+
+    try:
+        for system in systems.values():
+            await system.__aenter__()
+        await ra.start_cluster(systems[nodes[0]], "kv", KvMachine(), ids)
+        async with asyncio.timeout(90):
+            writers = [asyncio.create_task(writer(w)) for w in range(3)]
+            for _ in range(4):
+                await asyncio.sleep(0.7)
+                _, leader = await _until(
+                    lambda: ra.members(next(iter(systems.values())), [i for i in ids if i.node in systems]),
+                    lambda r: True,
+                )
+                await systems.pop(leader.node).crash()
+                await asyncio.sleep(0.3)
+                restarted = await System.start("default", tmp_path, leader.node, network=network)
+                await restarted.__aenter__()
+                systems[leader.node] = restarted
+                await ra.restart_server(restarted, leader)
+            running = False
+            await asyncio.gather(*writers)
+
+            caller = next(iter(systems.values()))
+            state, _ = await ra.consistent_query(caller, ids, lambda s: dict(s))
+            assert len(acknowledged) > 0
+            assert {k: v for k, v in acknowledged.items() if state.get(k) != v} == {}
+
+            async def replicas() -> list[object]:
+                return [
+                    (await ra.local_query(systems[sid.node], sid, lambda s: dict(s))).result for sid in ids
+                ]
+
+            # Every replica converges to one state (commands that timed out may still commit later).
+            converged = await _until(replicas, lambda st: st[0] == st[1] == st[2], limit_s=30.0)
+            assert all(converged[0].get(k) == v for k, v in acknowledged.items())  # type: ignore[attr-defined]
+    finally:
+        running = False
+        for system in reversed(list(systems.values())):
+            await system.__aexit__(None, None, None)

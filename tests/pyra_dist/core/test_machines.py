@@ -159,3 +159,15 @@ def test_aux_commands_are_answered_and_eval_follows_applies() -> None:
     effects = c.handle("s1", AuxCommand(command="ask", from_="c"))
     assert effects == [Reply(to="c", reply=AuxReply(reply=("aux", "leader", "ask", c["s1"].aux_state)))]
     assert isinstance(c["s1"].aux_state, int) and c["s1"].aux_state >= 1
+
+
+def test_server_ids_hash_once_and_unpickle_with_a_fresh_hash() -> None:
+    import pickle
+
+    from pyra_dist.types import ServerId
+
+    sid = ServerId("s1", "n@h")
+    data = pickle.dumps({sid: 1})
+    assert b"_hash" not in data  # pickled through __reduce__ (name, node) only
+    assert pickle.loads(data)[ServerId("s1", "n@h")] == 1
+    assert repr(sid) == "ServerId(name='s1', node='n@h')" and ServerId.__match_args__ == ("name", "node")
