@@ -33,10 +33,25 @@ Pid: TypeAlias = object
 
 @dataclass(frozen=True, slots=True, order=True)
 class ServerId:
-    """Ra's server id ``{Name, Node}``: the server is registered under ``name`` on ``node``."""
+    """Ra's server id ``{Name, Node}``: the server is registered under ``name`` on ``node``.
+
+    Server ids key every peer map and vote set, so the hash is computed once (a frozen dataclass
+    would rebuild it on every lookup); pickling goes through ``__reduce__`` so that an unpickled id
+    recomputes it (string hashes differ between processes).
+    """
 
     name: str
     node: str
+    _hash: int = field(init=False, repr=False, compare=False, default=0)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.name, self.node)))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __reduce__(self) -> tuple[type[ServerId], tuple[str, str]]:
+        return (ServerId, (self.name, self.node))
 
     def __str__(self) -> str:
         return f"{self.name}@{self.node}" if "@" not in self.node else f"{{{self.name},{self.node}}}"
