@@ -37,6 +37,7 @@ import struct
 import zlib
 from collections.abc import Sequence
 from functools import lru_cache
+from itertools import repeat
 from typing import Any, Final
 
 from erl_interop.errors import DecodeError
@@ -538,13 +539,9 @@ def _fast_items(
     items: list[Any] = []
     append = items.append
     u32 = _U32
-    while n:
-        n -= 1
+    for _ in repeat(None, n):
         tag = data[pos]
-        if tag == 97:  # SMALL_INTEGER_EXT
-            append(data[pos + 1])
-            pos += 2
-        elif tag == 119:  # SMALL_ATOM_UTF8_EXT
+        if tag == 119:  # SMALL_ATOM_UTF8_EXT
             q = pos + 2 + data[pos + 1]
             raw = data[pos:q] if is_bytes else bytes(data[pos:q])
             v = atoms.get(raw)
@@ -556,6 +553,9 @@ def _fast_items(
                 atoms[raw] = v
             append(v)
             pos = q
+        elif tag == 97:  # SMALL_INTEGER_EXT
+            append(data[pos + 1])
+            pos += 2
         elif tag == 109:  # BINARY_EXT
             q = pos + 5 + u32(data, pos + 1)[0]
             if q > end:
@@ -579,7 +579,18 @@ def _fast_items(
                     raise DecodeError(f"map arity {k} exceeds the remaining bytes", pos)
                 start = pos
                 sub, pos = _fast_items(data, pos + 5, 2 * k, depth + 1, end, is_bytes, atoms, cache)
-                append(_finish_map(sub, start))
+                if set(map(type, sub[0::2])) <= _PLAIN_KEYS:
+                    pairs = iter(sub)
+                    d = dict(zip(pairs, pairs, strict=True))
+                    if len(d) != k:
+                        raise DecodeError("map with duplicate keys", start)
+                    m = _new_map(Map)
+                    m._d = d
+                    m._keys = None
+                    m._hash = None
+                    append(m)
+                else:
+                    append(_finish_map(sub, start))
             else:
                 append(Map._from_frozen({}, None))
                 pos += 5
@@ -621,6 +632,7 @@ def _fast_items(
 
 
 _CONTAINER_TAGS: Final = frozenset({104, 105, 108, 112, 116})
+_new_map = object.__new__
 
 
 def decode(

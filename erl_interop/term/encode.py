@@ -63,6 +63,10 @@ _CANONICAL: Final = 4
 _OLD_STYLE: Final = 5  # DEFAULT, but atoms not read from the wire (and booleans) in OTP 25's style
 _MINOR_VERSION_MODE: Final = {0: _V0, 1: _V1, 2: _UTF8}
 
+# Python keys of one of these types that are distinct in a dict are distinct Erlang terms too.
+_DISTINCT_KEY_TYPES: Final = frozenset({Atom, int, bytes, float, Pid, Reference, Port})
+_STR_ONLY: Final = frozenset({str})
+
 # Canonical encoding of a key recurses (only) through maps nested inside map keys.
 _MAX_KEY_MAP_NESTING: Final = 100
 
@@ -164,6 +168,12 @@ def _check_float(x: float) -> None:
         raise EncodeError(f"cannot encode non-finite float {x!r} (NaN/Inf are illegal in ETF)")
 
 
+def _keys_stay_distinct(m: Mapping[Any, Any]) -> bool:
+    """Whether distinct Python keys of ``m`` are surely distinct Erlang terms (cheap type test)."""
+    key_types = set(map(type, m))
+    return key_types <= _DISTINCT_KEY_TYPES or key_types == _STR_ONLY
+
+
 def _map_pairs(m: Mapping[Any, Any], mode: int, nesting: int) -> Iterator[Any]:
     """Keys and values of a map, alternating, in the order they are to be written."""
     if mode == _CANONICAL:
@@ -176,16 +186,14 @@ def _map_pairs(m: Mapping[Any, Any], mode: int, nesting: int) -> Iterator[Any]:
         return chain.from_iterable((_Raw(kb), v) for kb, v in enc)
     if type(m) is Map:
         return chain.from_iterable(m.pairs())
-    if len(m) > 1:
-        key_types = set(map(type, m))
-        if len(key_types) > 1 or not key_types <= {Atom, int, bytes, str, float}:
-            # Distinct Python keys can be one Erlang key ("a" and b"a", True and Atom('true')).
-            try:
-                frozen = {freeze_key(k) for k in m}
-            except TypeError as exc:
-                raise EncodeError(str(exc)) from None
-            if len(frozen) != len(m):
-                raise EncodeError("map has keys that are equal Erlang terms")
+    if len(m) > 1 and not _keys_stay_distinct(m):
+        # Distinct Python keys can be one Erlang key ("a" and b"a", True and Atom('true')).
+        try:
+            frozen = {freeze_key(k) for k in m}
+        except TypeError as exc:
+            raise EncodeError(str(exc)) from None
+        if len(frozen) != len(m):
+            raise EncodeError("map has keys that are equal Erlang terms")
     return chain.from_iterable(m.items())
 
 
@@ -488,19 +496,28 @@ def _fast_encode(xs: Iterable[Any], out: bytearray, depth: int, flags: list[bool
         elif t is bytes:
             out += b_hdr(109, len(x))
             out += x
-        elif depth >= _FAST_DEPTH and (t is tuple or t is list or t is dict or t is Map):
-            saw_old, saw_bool = _encode(x, out, _DEFAULT)
-            flags[0] = flags[0] or saw_old
-            flags[1] = flags[1] or saw_bool
         elif t is tuple:
             n = len(x)
             out += _SMALL_TUPLE[n] if n < 256 else b_hdr(105, n)
             if n:
-                _fast_encode(x, out, depth + 1, flags)
+                if depth < _FAST_DEPTH:
+                    _fast_encode(x, out, depth + 1, flags)
+                else:
+                    _deep_encode(iter(x), out, flags)
         elif t is dict or t is Map:
             out += b_hdr(116, len(x))
             if x:
-                _fast_encode(_map_pairs(x, _DEFAULT, 0), out, depth + 1, flags)
+                pairs: Iterator[Any]
+                if t is Map and x._keys is None:
+                    pairs = chain.from_iterable(x._d.items())
+                elif t is dict and (len(x) == 1 or _keys_stay_distinct(x)):
+                    pairs = chain.from_iterable(x.items())
+                else:
+                    pairs = _map_pairs(x, _DEFAULT, 0)
+                if depth < _FAST_DEPTH:
+                    _fast_encode(pairs, out, depth + 1, flags)
+                else:
+                    _deep_encode(pairs, out, flags)
         elif t is list:
             n = len(x)
             if n == 0:
@@ -516,8 +533,11 @@ def _fast_encode(xs: Iterable[Any], out: bytearray, depth: int, flags: list[bool
                     out += b
                     continue
             out += b_hdr(108, n)
-            _fast_encode(x, out, depth + 1, flags)
-            out += b"j"
+            if depth < _FAST_DEPTH:
+                _fast_encode(x, out, depth + 1, flags)
+                out += b"j"
+            else:
+                _deep_encode(chain(x, _NIL_TAIL), out, flags)
         elif t is str:
             try:
                 b = x.encode("utf-8")
@@ -542,6 +562,14 @@ def _fast_encode(xs: Iterable[Any], out: bytearray, depth: int, flags: list[bool
                 flags[0] = True
             if rest is not None:
                 _fast_encode(rest, out, depth + 1, flags)
+
+
+def _deep_encode(elements: Iterator[Any], out: bytearray, flags: list[bool]) -> None:
+    """Hand the elements of a container nested beyond ``_FAST_DEPTH`` to the iterative encoder."""
+    for x in elements:
+        saw_old, saw_bool = _encode(x, out, _DEFAULT)
+        flags[0] = flags[0] or saw_old
+        flags[1] = flags[1] or saw_bool
 
 
 def _canonical(term: Any, nesting: int) -> bytes:
