@@ -6,13 +6,20 @@ Must not: do I/O, keep module-level mutable state, slice copies of the remaining
 length before checking it against the bytes that are left, or let a Python error other than
 ``DecodeError`` escape on bad input.
 
-Theory of operation: one iterative loop with an explicit stack of open containers (tuple, list,
-map, fun). A scalar is decoded in place and "delivered" to the innermost open container; a container
-that receives its last element is closed and delivered in turn. No Python recursion, so nesting is
-limited only by ``MAX_DEPTH``, checked when a container opens. A declared element count must not
-exceed the bytes left (every element takes at least one byte), so hostile counts fail before any
-work. Truncation anywhere surfaces as ``IndexError``/``struct.error`` from the buffer and becomes a
-``DecodeError`` carrying the offset of the term being read.
+Theory of operation: two decoders with the same output.
+
+* ``_fast_items`` (used first) decodes n consecutive terms with the common tags inline and one
+  Python call per container; containers nested deeper than ``_FAST_DEPTH``, funs and rare tags are
+  handed to the general decoder.
+* ``_decode`` (the general one) is a single loop with an explicit stack of open containers (tuple,
+  list, map, fun). A scalar is decoded in place and "delivered" to the innermost open container; a
+  container that receives its last element is closed and delivered in turn. No Python recursion, so
+  nesting is limited only by ``MAX_DEPTH``, checked when a container opens.
+
+A declared element count must not exceed the bytes left (every element takes at least one byte), so
+hostile counts fail before any work. Truncation surfaces as ``IndexError``/``struct.error`` from the
+buffer; ``decode`` then re-runs the general decoder, which turns it into a ``DecodeError`` carrying
+the offset of the term being read.
 
 Python values produced (see ``encode.py`` for the reverse):
 

@@ -6,10 +6,15 @@ Must not: do I/O, keep module-level mutable state, or emit anything OTP 25-28 wo
 (NaN/Inf floats, atoms over 255 characters, duplicate map keys, BIT_BINARY_EXT bits outside 1..8,
 references with more than 5 words).
 
-Theory of operation: one iterative loop over a stack of iterators, so nesting depth is bounded only
-by memory (no Python recursion, no RecursionError). Each container pushes the iterator of its
-elements; lists iterate ``chain(items, (tail,))`` so the tail (``[]`` -> NIL_EXT) is just one more
-element. The type tests are ordered by how often a value shows up in real messages.
+Theory of operation: two encoders with the same output in the default mode.
+
+* ``_fast_encode`` (``encode``/``term_to_binary`` default) recurses once per container, with the
+  common types inline; containers nested deeper than ``_FAST_DEPTH`` go to the general encoder.
+* ``_encode`` (every mode) is one loop over a stack of iterators, so depth is bounded only by memory
+  (no RecursionError). Each container pushes the iterator of its elements; lists iterate
+  ``chain(items, (tail,))`` so the tail (``[]`` -> NIL_EXT) is just one more element.
+
+The type tests are ordered by how often a value shows up in real messages.
 
 Which tag each Python value gets (erts doc, "External Term Format"):
 
