@@ -68,6 +68,10 @@ _CANONICAL: Final = 4
 _OLD_STYLE: Final = 5  # DEFAULT, but atoms not read from the wire (and booleans) in OTP 25's style
 _MINOR_VERSION_MODE: Final = {0: _V0, 1: _V1, 2: _UTF8}
 
+# Deeper than any decodable term (decode.MAX_DEPTH) by far; only a cyclic Python value gets here.
+_MAX_ENCODE_DEPTH: Final = 200_000
+_TOO_DEEP: Final = "term nested more than 200,000 deep (a cyclic list, tuple or dict?)"
+
 # Python keys of one of these types that are distinct in a dict are distinct Erlang terms too.
 _DISTINCT_KEY_TYPES: Final = frozenset({Atom, int, bytes, float, Pid, Reference, Port})
 _STR_ONLY: Final = frozenset({str})
@@ -413,6 +417,8 @@ def _encode(term: Any, out: bytearray, mode: int, nesting: int = 0) -> tuple[boo
                 n = len(x)
                 out += small_tuple[n] if n < 256 else b_hdr(105, n)
                 if n:
+                    if len(stack) >= _MAX_ENCODE_DEPTH:
+                        raise EncodeError(_TOO_DEEP)
                     push(it)
                     it = iter(x)
                     break
@@ -431,6 +437,8 @@ def _encode(term: Any, out: bytearray, mode: int, nesting: int = 0) -> tuple[boo
                         out += b
                         continue
                 out += b_hdr(108, n)
+                if len(stack) >= _MAX_ENCODE_DEPTH:
+                    raise EncodeError(_TOO_DEEP)
                 push(it)
                 it = chain(x, nil_tail)
                 break
@@ -448,6 +456,8 @@ def _encode(term: Any, out: bytearray, mode: int, nesting: int = 0) -> tuple[boo
             elif t is dict or t is Map:
                 out += b_hdr(116, len(x))
                 if x:
+                    if len(stack) >= _MAX_ENCODE_DEPTH:
+                        raise EncodeError(_TOO_DEEP)
                     push(it)
                     it = _map_pairs(x, mode, nesting)
                     break
@@ -460,6 +470,8 @@ def _encode(term: Any, out: bytearray, mode: int, nesting: int = 0) -> tuple[boo
             else:
                 sub = _encode_other(x, out, mode, nesting, seen)
                 if sub is not None:
+                    if len(stack) >= _MAX_ENCODE_DEPTH:
+                        raise EncodeError(_TOO_DEEP)
                     push(it)
                     it = sub
                     break

@@ -26,6 +26,7 @@ from erl_interop.term import (
     exact_equal,
     term_to_binary,
 )
+from erl_interop.term.encode import _encode
 
 NODE = Atom("n@h")
 NODE_BYTES = "77036e4068"  # SMALL_ATOM_UTF8_EXT 'n@h'
@@ -111,6 +112,13 @@ CASES: list[tuple[str, Any, str]] = [
 @pytest.mark.parametrize(("value", "expected"), [(v, e) for _, v, e in CASES], ids=[n for n, _, _ in CASES])
 def test_value_encodes_to_exact_bytes(value: Any, expected: str) -> None:
     assert term_to_binary(value).hex() == "83" + expected
+
+
+@pytest.mark.parametrize("value", [v for _, v, _ in CASES], ids=[n for n, _, _ in CASES])
+def test_general_encoder_agrees_with_the_fast_path(value: Any) -> None:
+    out = bytearray()
+    _encode(value, out, 0)
+    assert b"\x83" + bytes(out) == term_to_binary(value)
 
 
 def test_encode_appends_without_version_byte() -> None:
@@ -204,3 +212,10 @@ def test_exact_equal_is_erlang_exact_equality() -> None:
     assert exact_equal("ab", b"ab")
     assert exact_equal(Charlist("ab"), [97, 98])
     assert exact_equal(BitString(b"ab", 8), b"ab")
+
+
+def test_cyclic_value_raises_encode_error_instead_of_growing_forever() -> None:
+    cyclic: list[Any] = []
+    cyclic.append(cyclic)
+    with pytest.raises(EncodeError, match="cyclic"):
+        term_to_binary(cyclic)
