@@ -1,9 +1,12 @@
 """The ``pyra`` command line: ``demo``, ``node``, ``status`` and the storage dump commands.
 
-Owns: argument parsing and the ``pyra demo`` walkthrough (the README's main job: three nodes, a
+Owns: argument parsing; the ``pyra demo`` walkthrough (the README's main job: three nodes, a
 key/value cluster, commands, membership changes, a leader crash and its failover, a restart from
-disk). Must not: reach into servers except through ``pyra_dist.ra`` and ``System``; the dump
-commands delegate to ``pyra_dist.log.dump``.
+disk); ``pyra node`` (a distribution node with the default system, composed from the Erlang edge
+``pyra_dist.erlang``, restarting its servers from disk, stopping cleanly on SIGTERM/SIGINT) and
+``pyra status`` (a hidden node that asks ``pyra:overview()`` and prints a table). Must not: reach
+into servers except through ``pyra_dist.ra`` and ``System``; the dump commands delegate to
+``pyra_dist.log.dump``.
 
 Exit codes: 0 success; 1 a demo step failed (the message names the step); 2 usage or unavailable.
 """
@@ -234,18 +237,114 @@ async def _demo(data_dir: Path | None, out: TextIO) -> int:
         return 0
 
 
+async def _node(name: str, cookie: str, data_dir: Path, visible: bool, out: TextIO) -> int:
+    """``pyra node``: a distribution node with the default system, reachable from erl/iex shells.
+
+    Servers registered in ``data_dir`` are restarted from disk; SIGTERM/SIGINT stop it cleanly.
+    """
+    import signal
+
+    from erl_interop.node.node import Node
+    from pyra_dist.erlang.services import attach_erlang_edge
+    from pyra_dist.erlang.snapshots import RaSnapshotCodec
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with Node(name, cookie=cookie, hidden=not visible) as node:
+        system = await System.start("default", data_dir, str(node.name), snapshot_codec=RaSnapshotCodec())
+        edge = attach_erlang_edge(system, node)
+        async with system:
+            # Restart before install(): install registers every running server on the node.
+            for server_name in sorted(system.registered_names()):
+                try:
+                    await system.restart_server(server_name)
+                    out.write(f"restarted {server_name} from {system.dir}\n")
+                except (ra.RaError, ValueError, OSError) as exc:
+                    out.write(f"could not restart {server_name}: {exc}\n")
+            edge.install()
+            node.expose("pyra", "overview", lambda: _overview_term(system))
+            out.write(f"ready {node.name} (data dir {system.dir})\n")
+            out.flush()
+            await stop.wait()
+            edge.close()
+    out.write("stopped\n")
+    return 0
+
+
+def _overview_term(system: System) -> list[tuple[object, ...]]:
+    """What ``pyra:overview()`` answers ``pyra status``: one tuple per running server (plain terms)."""
+    rows: list[tuple[object, ...]] = []
+    for process in sorted(system.processes(), key=lambda p: p.server_id):
+        info: dict[str, Any] = getattr(process.core, "overview", dict)()
+        leader = info.get("leader_id")
+        rows.append(
+            (
+                process.server_id.name,
+                process.cluster_name,
+                process.role.value,
+                str(leader) if leader is not None else "undefined",
+                int(info.get("current_term", 0)),
+                int(info.get("commit_index", 0)),
+                int(info.get("last_applied", 0)),
+                int(info.get("last_index", 0)),
+                [str(m) for m in process.members],
+            )
+        )
+    return rows
+
+
+async def _status(target: str, cookie: str, out: TextIO) -> int:
+    """``pyra status``: connect as a hidden node and print the servers of ``target`` as a table."""
+    import os
+
+    from erl_interop.errors import ErlInteropError
+    from erl_interop.node.node import Node
+
+    host = target.split("@", 1)[1] if "@" in target else "localhost"
+    async with Node(f"pyra_status_{os.getpid()}@{host}", cookie=cookie, hidden=True) as node:
+        try:
+            rows = await node.rpc(target, "pyra", "overview", [], timeout=10.0)
+        except ErlInteropError as exc:
+            out.write(f"pyra status: {target} did not answer: {exc}\n")
+            return 1
+    if not isinstance(rows, list) or not all(isinstance(row, tuple) for row in rows):
+        out.write(f"pyra status: unexpected answer from {target}: {rows!r}\n")
+        return 1
+    header = ("server", "cluster", "state", "leader", "term", "commit", "applied", "last", "members")
+    table: list[tuple[str, ...]] = [header]
+    for row in rows:
+        assert isinstance(row, tuple)
+        table.append(tuple(_text(v) for v in row))
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    for row in table:
+        out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() + "\n")
+    out.write(f"{len(rows)} servers on {target}\n")
+    return 0
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    if isinstance(value, list):
+        return ",".join(_text(v) for v in value)
+    return str(value)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pyra", description="Ra's Multi-Raft, rebuilt in Python.")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="run the walkthrough: 3 nodes, a kv cluster, membership, failover")
     demo.add_argument("--data-dir", type=Path, default=None, help="keep data here (default: a temp dir)")
-    node = sub.add_parser("node", help="run a node in the foreground (needs the Erlang-distribution edge)")
-    node.add_argument("--name", required=True)
-    node.add_argument("--cookie", required=False)
-    node.add_argument("--data-dir", type=Path, default=None)
-    status = sub.add_parser("status", help="show the servers of a running node (needs the distribution edge)")
+    node = sub.add_parser("node", help="run a node in the foreground, reachable from erl/iex shells")
+    node.add_argument("--name", required=True, help="node name, e.g. py1@127.0.0.1")
+    node.add_argument("--cookie", required=True)
+    node.add_argument("--data-dir", type=Path, default=Path("."), help="(default: current directory)")
+    node.add_argument("--visible", action="store_true", help="connect as a visible (not hidden) node")
+    status = sub.add_parser("status", help="show members, leaders, terms and indexes of a running node")
     status.add_argument("--node", required=True)
-    status.add_argument("--cookie", required=False)
+    status.add_argument("--cookie", required=True)
     for name in ("wal-dump", "segment-dump"):
         dump = sub.add_parser(name, help=f"list the records of a {name.split('-')[0]} file")
         dump.add_argument("file", type=Path)
@@ -270,10 +369,11 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         from pyra_dist.log import dump
 
         return dump.main([args.command, str(args.file)], stream)
-    stream.write(
-        f"pyra {args.command}: not available yet: it needs the Erlang-distribution edge "
-        "(pyra_dist's dist transport), which is not part of this build\n"
-    )
+    if args.command == "node":
+        return asyncio.run(_node(args.name, args.cookie, args.data_dir, args.visible, stream))
+    if args.command == "status":
+        return asyncio.run(_status(args.node, args.cookie, stream))
+    stream.write(f"pyra: unknown command {args.command}\n")
     return 2
 
 
