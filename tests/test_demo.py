@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -85,3 +86,46 @@ def test_pyra_node_serves_an_erl_shell_and_restarts_its_servers_from_disk(
     finally:
         if proc.poll() is None:
             _stop_node(proc)
+
+
+@pytest.mark.erlang
+def test_three_pyra_nodes_fail_over_when_the_leaders_node_is_killed(
+    tmp_path: Path, cookie: str, node_name: Callable[[str], str]
+) -> None:
+    names = [f"{node_name('py')}@127.0.0.1" for _ in range(3)]
+    procs = {name: _start_node(name, cookie, tmp_path) for name in names}
+    try:
+        with ErlPeer(node_name("erl"), cookie, long_names=True, code_path=ra_ebin_dirs()) as shell:
+            ids = [f"{{kv, '{name}'}}" for name in names]
+            machine = "{simple, fun erlang:'+'/2, 0}"
+            started = shell.eval(f"element(1, ra:start_cluster(default, kv, {machine}, [{', '.join(ids)}])).")
+            assert started == "ok"
+            assert shell.eval(f"element(2, ra:process_command({ids[0]}, 5)).") == "5"
+            leader = shell.eval(f"{{ok, _, {{_, L}}}} = ra:members({ids[1]}), L.")
+            victim = leader.strip("'")
+            procs[victim].kill()  # SIGKILL: no orderly stop
+            procs[victim].wait(timeout=30)
+
+            survivors = [sid for sid, name in zip(ids, names, strict=True) if name != victim]
+            # Ra's client tries each survivor; a new leader must answer within Ra's election bounds.
+            reply = "timeout"
+            for _ in range(50):
+                reply = shell.eval(f"ra:process_command([{', '.join(survivors)}], 7, 2000).")
+                if reply.startswith("{ok"):
+                    break
+                time.sleep(0.2)
+            assert reply.startswith("{ok,12,"), reply
+
+            procs[victim] = _start_node(victim, cookie, tmp_path)
+            restarted = f"{{kv, '{victim}'}}"
+            state = "none"
+            for _ in range(100):
+                state = shell.eval(f"element(2, element(2, ra:local_query({restarted}, fun(S) -> S end))).")
+                if state == "12":
+                    break
+                time.sleep(0.1)
+            assert state == "12"
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                _stop_node(proc)
