@@ -44,7 +44,6 @@ import struct
 import zlib
 from collections.abc import Sequence
 from functools import lru_cache
-from itertools import repeat
 from typing import Any, Final
 
 from erl_interop.errors import DecodeError
@@ -546,7 +545,8 @@ def _fast_items(
     items: list[Any] = []
     append = items.append
     u32 = _U32
-    for _ in repeat(None, n):
+    while n:
+        n -= 1
         tag = data[pos]
         if tag == 119:  # SMALL_ATOM_UTF8_EXT
             q = pos + 2 + data[pos + 1]
