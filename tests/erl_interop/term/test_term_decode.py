@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import struct
 import zlib
 from typing import Any
@@ -327,3 +328,26 @@ def test_encode_then_decode_at_offset_after_a_prefix() -> None:
     value, end = decode(out, 3)
     assert end == len(out)
     assert value == Map({Atom("a"): [1.5, ImproperList((1,), 2)]})
+
+
+def test_mutated_valid_terms_only_ever_raise_decode_error() -> None:
+    # Seeded fuzzing: flip, drop and insert bytes of valid encodings; anything but a value or a
+    # DecodeError (IndexError, RecursionError, UnicodeError, MemoryError ...) is a bug.
+    rng = random.Random(20261128)
+    seeds = [term_to_binary(t) for t in TRUNCATION_TERMS] + [bytes.fromhex("83" + h) for _, h, _ in CASES]
+    seeds.append(term_to_binary([b"x" * 100] * 10, compressed=True))
+    for _ in range(50_000):
+        data = bytearray(rng.choice(seeds))
+        for _ in range(rng.randrange(1, 4)):
+            k = rng.randrange(len(data) + 1)
+            op = rng.randrange(3)
+            if op == 0 and k < len(data):
+                data[k] = rng.randrange(256)
+            elif op == 1 and k < len(data):
+                del data[k]
+            else:
+                data.insert(k, rng.randrange(256))
+        try:
+            binary_to_term(bytes(data))
+        except DecodeError:
+            pass
