@@ -5,15 +5,18 @@ Owns: one exception class per error answer of Ra 2.2.0's client API (ra-internal
 transport or the core (both sides raise or map these).
 
 Every class derives from ``RaError``; ``RaTimeout`` also derives from ``TimeoutError`` so that
-``except TimeoutError`` works as Python users expect.
+``except TimeoutError`` works as Python users expect. Each class also derives from its namesake in
+``pyra_dist.errors`` (the package-level tree), so ``except pyra_dist.errors.NoProc`` catches what the
+API raises: one hierarchy as far as callers are concerned.
 """
 
 from __future__ import annotations
 
+from pyra_dist import errors as package
 from pyra_dist.types import ServerId
 
 
-class RaError(Exception):
+class RaError(package.RaError):
     """Base class of Ra's error answers. ``reason`` is Ra's reason atom (as a str) or term."""
 
     reason: object = "error"
@@ -23,63 +26,66 @@ class RaError(Exception):
         self.server_id = server_id
 
 
-class RaTimeout(RaError, TimeoutError):
+class RaTimeout(RaError, TimeoutError, package.Timeout):
     """``{timeout, ServerId}``: no answer in time (e.g. no quorum)."""
 
     reason = "timeout"
 
 
-class NoProc(RaError):
+class NoProc(RaError, package.NoProc):
     """``{error, noproc}``: the server is not running."""
 
     reason = "noproc"
 
 
-class NodeDown(RaError):
+class NodeDown(RaError, package.NodeDown):
     """``{error, nodedown}``: the server's node is not reachable."""
 
     reason = "nodedown"
 
 
-class NotMember(RaError):
+class NotMember(RaError, package.NotMember):
     """``{error, not_member}``: ``remove_member`` of a server that is not a member."""
 
     reason = "not_member"
 
 
-class AlreadyMember(RaError):
+class AlreadyMember(RaError, package.AlreadyMember):
     """``{error, already_member}``: ``add_member`` of a server that already is one."""
 
     reason = "already_member"
 
 
-class ClusterChangeNotPermitted(RaError):
+class ClusterChangeNotPermitted(RaError, package.ClusterChangeNotPermitted):
     """``{error, cluster_change_not_permitted}``: a membership change is in flight, or the leader has
     not committed an entry of its term yet (ra-internals §3.4)."""
 
     reason = "cluster_change_not_permitted"
 
 
-class UnknownMember(RaError):
+class UnknownMember(RaError, package.UnknownMember):
     """``{error, unknown_member}``: ``transfer_leadership`` to a server that is not a member."""
 
     reason = "unknown_member"
 
 
-class ClusterNotFormed(RaError):
+class ClusterNotFormed(RaError, package.ClusterNotFormed):
     """``{error, cluster_not_formed}``: ``start_cluster`` could not elect a leader."""
 
     reason = "cluster_not_formed"
 
 
-class NoMoreServersToTry(RaError):
+class NoMoreServersToTry(RaError, package.NoMoreServersToTry):
     """``{error, {no_more_servers_to_try, Errors}}``: every server of a list failed."""
 
     reason = "no_more_servers_to_try"
 
     def __init__(self, errors: list[RaError]) -> None:
-        super().__init__(f"no more servers to try: {[str(e) for e in errors]}")
-        self.errors = errors
+        # Not super(): the package class's constructor would take the message for the error list.
+        Exception.__init__(self, f"no more servers to try: {[str(e) for e in errors]}")
+        self.server_id = None
+        failures: list[object] = list(errors)
+        self.errors = failures
 
 
 class SystemNotStarted(RaError):
@@ -112,7 +118,7 @@ class InvalidUid(RaError):
     reason = "invalid_uid"
 
 
-class QueryFailed(RaError):
+class QueryFailed(RaError, package.QueryError):
     """``{error, Reason}`` from a query function that raised (Ra drops the class, keeps the reason)."""
 
     def __init__(self, reason: object, *, server_id: ServerId | None = None) -> None:

@@ -140,3 +140,17 @@ def test_a_gen_call_to_a_server_that_is_not_running_fails_back_to_the_caller(two
         PeerCallFailed(ServerId("s", B), rpc, "noproc"),
         PeerCallFailed(ServerId("s", "gone@localhost"), rpc, "nodedown"),
     ]
+
+
+def test_api_errors_are_also_the_package_level_exceptions() -> None:
+    from pyra_dist import errors as package
+    from pyra_dist.server.errors import error_for_reason
+
+    sid = ServerId("s", A)
+    late = errors.RaTimeout("late", server_id=sid)
+    assert isinstance(late, package.Timeout) and isinstance(late, TimeoutError) and late.server_id == sid
+    assert isinstance(error_for_reason("not_member", sid), package.NotMember)
+    assert isinstance(error_for_reason("cluster_change_not_permitted"), package.ClusterChangeNotPermitted)
+    failed = errors.NoMoreServersToTry([errors.NoProc("gone")])
+    assert isinstance(failed, package.NoMoreServersToTry)
+    assert str(failed) == "no more servers to try: ['gone']"
