@@ -52,6 +52,9 @@ class PyraKv(Machine):
         config: the ``Config`` of ``{module, pyra_kv, Config}`` (unused, as in the Erlang module).
     """
 
+    ERLANG_MODULE: Final = "pyra_kv"
+    """The Erlang module this class stands for (``{module, pyra_kv, Config}``)."""
+
     def __init__(self, config: Mapping[str, object] | None = None) -> None:
         self.config = dict(config or {})
 

@@ -163,6 +163,15 @@ def maps_merge(a: object, b: object) -> object:
     return Map([*a.items(), *b.items()])
 
 
+def maps_get(key: object, m: object) -> object:
+    """``maps:get/2``: ``{badkey, K}`` when absent, ``{badmap, M}`` for a non-map."""
+    if not isinstance(m, Mapping):
+        raise ErlangError((Atom("badmap"), opaque(m)))
+    if key not in m:
+        raise ErlangError((Atom("badkey"), opaque(key)))
+    return m[key]
+
+
 BIFS: Final[Mapping[tuple[str, str, int], Callable[[object, object], object]]] = {
     ("erlang", "+", 2): erl_plus,
     ("erlang", "-", 2): erl_minus,
@@ -179,6 +188,7 @@ BIFS: Final[Mapping[tuple[str, str, int], Callable[[object, object], object]]] =
     ("lists", "append", 2): erl_append,
     ("erlang", "element", 2): erl_element,
     ("maps", "merge", 2): maps_merge,
+    ("maps", "get", 2): maps_get,
 }
 """Python twins of ``erlang``/``lists``/``maps`` functions of arity 2 (as ``{M, F, A}`` text keys)."""
 

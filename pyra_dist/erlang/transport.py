@@ -22,10 +22,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final
 
-from erl_interop.errors import CallTimeout, ErlInteropError
+from erl_interop.errors import CallTimeout, EncodeError, ErlInteropError
+from erl_interop.errors import NodeDown as ErlNodeDown
+from erl_interop.errors import NoProc as ErlNoProc
 from erl_interop.node.gen_server import reply as gen_reply
 from erl_interop.node.process import Process
 from erl_interop.term import Atom, Pid, Reference, Term, decode
@@ -72,8 +74,8 @@ from pyra_dist.erlang.records import (
     server_id_from_term,
     server_id_to_term,
 )
-from pyra_dist.server.transport import EventSink, LocalPid, LocalTransport, RaEvent
-from pyra_dist.types import From, ServerId
+from pyra_dist.server.transport import EventSink, LocalPid, LocalTransport, NodeOps, RaEvent
+from pyra_dist.types import Command, From, Noop, NotifyReply, ServerId, UsrCommand
 
 if TYPE_CHECKING:
     from erl_interop.node.node import Node
@@ -150,6 +152,7 @@ class DistTransport:
         self._ports: dict[str, _ServerPort] = {}
         self._edge = node.process()  # sender of replies and events not tied to one server
         self._resolver = QueryResolver(node.rpc)
+        self._sinks: dict[object, Process] = {}  # Python subscriber pid -> its relay process
 
     def __getattr__(self, name: str) -> Any:
         # LocalNetwork and LocalTransport reach into a system's transport for sinks, pending
@@ -277,15 +280,49 @@ class DistTransport:
             gen_reply(proc, reply_to, rpc_to_term(rpc))  # type: ignore[arg-type]
             return
         dest = (Atom(to.name), Atom(to.node))
+        if isinstance(rpc, AppendEntriesRpc):
+            rpc = self._wire_entries(rpc)
         match rpc:
             case PreVoteRpc() | RequestVoteRpc():
                 self._spawn(self._peer_call(sender, to, rpc, VOTE_CALL_TIMEOUT_S))
             case InstallSnapshotRpc():
                 self._spawn(self._peer_call(sender, to, rpc, SNAPSHOT_CALL_TIMEOUT_S))
             case AppendEntriesReply() | HeartbeatReply():
-                proc.send(dest, (GEN_CAST, (server_id_to_term(sender), rpc_to_term(rpc))))
+                self._send(proc, dest, (GEN_CAST, (server_id_to_term(sender), rpc_to_term(rpc))))
             case _:
-                proc.send(dest, (GEN_CAST, rpc_to_term(rpc)))
+                self._send(proc, dest, (GEN_CAST, rpc_to_term(rpc)))
+
+    def _send(self, proc: Process, dest: tuple[Atom, Atom], message: Term) -> None:
+        # A value that is not an Erlang term must not take the server down: drop it, as a send
+        # that cannot be delivered (Raft resends what matters).
+        try:
+            proc.send(dest, message)
+        except EncodeError as exc:
+            _log.error("%s: dropped a message to %s that is not an Erlang term: %s", proc.pid, dest, exc)
+
+    def _wire_entries(self, rpc: AppendEntriesRpc) -> AppendEntriesRpc:
+        """Entries written for Python callers carry Python tokens; give Erlang peers terms instead.
+
+        A Python caller's ``from`` (``ClientCall``) is left out of the meta (a Ra leader applying
+        the entry later then has nobody to answer, where a Python caller would have timed out
+        anyway), and a Python subscriber in ``{notify, Corr, Pid}`` becomes its relay process, so
+        notifications from an Erlang leader reach it too.
+        """
+        if all(_wire_ready(e.command) for e in rpc.entries):
+            return rpc
+        return replace(
+            rpc, entries=tuple(replace(e, command=self._wire_command(e.command)) for e in rpc.entries)
+        )
+
+    def _wire_command(self, command: Command) -> Command:
+        if _wire_ready(command) or isinstance(command, Noop):
+            return command
+        from_ = command.from_ if _is_erlang_from(command.from_) else None
+        if isinstance(command, UsrCommand) and isinstance(command.reply_mode, NotifyReply):
+            mode = command.reply_mode
+            notify = NotifyReply(mode.correlation, self._sink_pid(mode.pid))
+            return replace(command, from_=from_, reply_mode=notify)
+        return replace(command, from_=from_)
 
     async def _peer_call(self, sender: ServerId, to: ServerId, rpc: PeerRpc, timeout: float) -> None:  # noqa: ASYNC109
         # Ra spawns a caller per peer (§1.3). A vote call without an answer produces nothing; a
@@ -409,28 +446,66 @@ class DistTransport:
     # -- PeerTransport: client calls from Python --------------------------------------------------------
 
     async def call(self, to: ServerId, make_event: Callable[[From], Event], timeout: float) -> object:  # noqa: ASYNC109
-        """See ``PeerTransport.call``; remote servers are not reachable from Python clients yet.
+        """See ``PeerTransport.call``: a gen call with the request ``ra`` would send (§4).
 
         Raises:
-            NodeDown: ``to`` is on another node (use the ``ra`` module through Erlang instead).
+            TimeoutError: no reply in time. NoProc, NodeDown: as Ra's ``{error, noproc | nodedown}``.
+            RaError: the request cannot travel (a Python query callable).
         """
         if self._is_local(to):
             return await self._local.call(to, make_event, timeout)
+        from pyra_dist.erlang.remote import reply_from_term, request_term
         from pyra_dist.server import errors
 
-        raise errors.NodeDown(f"{to}: Python client calls to remote nodes go through ra_rpc", server_id=to)
+        event = make_event(None)
+        request, _ = request_term(event, self._sink_pid)
+        try:
+            answer = await self._node.call((Atom(to.name), Atom(to.node)), request, timeout)
+        except CallTimeout:
+            raise TimeoutError(f"{to} did not answer within {timeout} s") from None
+        except ErlNoProc:
+            raise errors.NoProc(f"{to} is not running", server_id=to) from None
+        except ErlNodeDown:
+            raise errors.NodeDown(f"node {to.node} is not reachable", server_id=to) from None
+        return reply_from_term(event, answer)
 
     def cast(self, to: ServerId, event: Event) -> bool:
-        """See ``PeerTransport.cast``."""
+        """See ``PeerTransport.cast``: ``{'$gen_cast', {command, Prio, ...}}`` for remote servers."""
         if self._is_local(to):
             return self._local.cast(to, event)
         if isinstance(event, CommandRequest):
-            command = (USR, opaque(event.data), reply_mode_to_term(event.reply_mode))
-            self._edge.send(
-                (Atom(to.name), Atom(to.node)), (GEN_CAST, (COMMAND, Atom(event.priority), command))
-            )
+            from pyra_dist.erlang.remote import cast_term
+
+            self._edge.send((Atom(to.name), Atom(to.node)), cast_term(event, self._sink_pid))
             return True
         return False
+
+    def node_ops(self, node: str) -> NodeOps | None:
+        """See ``PeerTransport.node_ops``: Ra's lifecycle rpcs for nodes reached over distribution."""
+        ops = self._local.node_ops(node)
+        if ops is not None:
+            return ops
+        from pyra_dist.erlang.remote import RemoteNodeOps
+
+        return RemoteNodeOps(self._node, node, self._system.name)
+
+    def _sink_pid(self, pid: object) -> Pid:
+        # {notify, Corr, Pid} for a Python subscriber: an Erlang process that turns the
+        # {ra_event, ...} it receives back into RaEvent for the subscriber's sink.
+        if isinstance(pid, Pid):
+            return pid
+        proc = self._sinks.get(pid)
+        if proc is None or not proc.alive:
+            proc = self._node.spawn(self._relay, pid)
+            self._sinks[pid] = proc
+        return proc.pid
+
+    async def _relay(self, proc: Process, sink: object) -> None:
+        while True:
+            message: Term = await proc.receive()
+            event = _ra_event_from_term(message)
+            if event is not None:
+                self._local.send_event(sink, event)
 
     def register_sink(self, sink: EventSink) -> LocalPid:
         """See ``PeerTransport.register_sink``."""
@@ -450,6 +525,27 @@ class DistTransport:
             self._edge.close()
 
 
+def _ra_event_from_term(term: Term) -> RaEvent | None:
+    """``{ra_event, Id, Body}`` -> ``RaEvent`` (the inverse of ``client``'s event terms)."""
+    if type(term) is not tuple or len(term) != 3 or term[0] != Atom("ra_event"):
+        return None
+    try:
+        sender = server_id_from_term(term[1])
+    except RecordError:
+        return None
+    body = term[2]
+    if type(body) is tuple and len(body) == 2 and body[0] == Atom("applied") and type(body[1]) is list:
+        return RaEvent(sender, "applied", tuple(tuple(pair) for pair in body[1]))  # type: ignore[arg-type]
+    if type(body) is tuple and len(body) == 2 and body[0] == Atom("rejected"):
+        reason = body[1]
+        if type(reason) is tuple and len(reason) == 3:
+            leader = None if reason[1] == Atom("undefined") else server_id_from_term(reason[1])
+            return RaEvent(sender, "rejected", (leader, reason[2]))
+    if type(body) is tuple and len(body) == 2 and body[0] == Atom("machine"):
+        return RaEvent(sender, "machine", body[1])
+    return None
+
+
 async def _guarded(coro: Coroutine[Any, Any, None]) -> None:
     try:
         await coro
@@ -457,6 +553,17 @@ async def _guarded(coro: Coroutine[Any, Any, None]) -> None:
         raise
     except Exception:
         _log.exception("erlang edge task failed")
+
+
+def _wire_ready(command: Command) -> bool:
+    # Every opaque value in the command is an Erlang term already (always true for entries that
+    # came from Erlang callers or Erlang leaders).
+    if isinstance(command, Noop):
+        return True
+    if command.from_ is not None and not _is_erlang_from(command.from_):
+        return False
+    mode = getattr(command, "reply_mode", None)
+    return not (isinstance(mode, NotifyReply) and not isinstance(mode.pid, Pid))
 
 
 def _needs_resolving(reply: object) -> bool:
