@@ -315,3 +315,68 @@ def test_bif_twins_answer_what_erlang_answers() -> None:
         except ErlangError as exc:
             actual.append((A("error"), exc.reason))
     assert exact_equal(actual, expected), (actual, expected)
+
+
+# ---------------------------------------------------------------------------------------------
+# Python clients of remote servers (pyra_dist/erlang/remote.py) and transport helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def test_python_requests_become_the_terms_ra_sends_and_replies_come_back_typed() -> None:
+    from pyra_dist.erlang.remote import reply_from_term, request_term
+
+    relay = Pid(SHELL, 7, 0, 3)
+    command = CommandRequest(data=5, reply_mode=AWAIT_CONSENSUS, from_=None, priority="normal")
+    assert request_term(command, lambda _: relay) == (
+        (A("leader_call"), (A("command"), A("normal"), (A("$usr"), 5, A("await_consensus")))),
+        True,
+    )
+    notify = CommandRequest(data=1, reply_mode=NotifyReply(9, object()), from_=None, priority="low")
+    assert request_term(notify, lambda _: relay)[0] == (
+        A("leader_call"),
+        (A("command"), A("low"), (A("$usr"), 1, (A("notify"), 9, relay))),
+    )
+    members = StateQueryRequest("members", None, True)
+    assert request_term(members, None) == ((A("local_call"), (A("state_query"), A("members"))), False)
+    assert reply_from_term(members, (A("ok"), [QS1_T, QS2_T], QS2_T)) == OkReply([QS1, QS2], QS2)
+    query = QueryRequest("local", ErlangQuery((A("erlang"), A("+"), [0]), SHELL, REGISTRY.function), None)
+    assert request_term(query, None) == ((A("local_query"), (A("erlang"), A("+"), [0])), False)
+    assert reply_from_term(query, (A("ok"), ((3, 1), 12), A("not_known"))) == LocalQueryReply(
+        3, 1, 12, "not_known"
+    )
+    assert reply_from_term(command, (A("wrap_reply"), 12)) == WrapReply(12)
+    assert reply_from_term(command, (A("redirect"), QS1_T)) == Redirect(QS1)
+    assert reply_from_term(command, (A("error"), A("not_member"))) == ErrorReply("not_member")
+    assert reply_from_term(PingRequest(None), (A("pong"), A("leader"))) == Pong(Role.LEADER)
+    assert reply_from_term(TriggerElection(None), A("ok")) == AtomReply("ok")
+
+
+def test_a_python_callable_query_cannot_travel_to_another_node() -> None:
+    from pyra_dist.erlang.remote import request_term
+    from pyra_dist.server.errors import RaError
+
+    with pytest.raises(RaError):
+        request_term(QueryRequest("leader", lambda s: s, None), None)
+
+
+def test_closures_run_on_the_node_that_created_them() -> None:
+    from erl_interop.term import term_to_binary
+    from pyra_dist.erlang.transport import fun_home_node
+
+    # A NEW_FUN_EXT made by pid <shell.90.0>: the tail after the fixed header is Module, OldIndex,
+    # OldUniq, Pid (erts external format).
+    tail = term_to_binary((A("erl_eval"), 1, 2, CALLER))[3:]  # drop 131, SMALL_TUPLE_EXT, arity
+    fun = OpaqueFun(bytes([112, 0, 0, 0, 0, 1]) + bytes(16) + bytes(8) + tail)
+    assert fun_home_node(fun) == SHELL
+    assert fun_home_node(ExportFun(A("erlang"), A("abs"), 1)) is None
+
+
+def test_ra_events_from_erlang_become_python_ra_events() -> None:
+    from pyra_dist.erlang.transport import _ra_event_from_term
+    from pyra_dist.server.transport import RaEvent
+
+    assert _ra_event_from_term(applied_event_term(QS1, [(42, 13)])) == RaEvent(QS1, "applied", ((42, 13),))
+    assert _ra_event_from_term(rejected_event_term(QS2, QS1, 43)) == RaEvent(QS2, "rejected", (QS1, 43))
+    assert _ra_event_from_term(rejected_event_term(QS2, None, 43)) == RaEvent(QS2, "rejected", (None, 43))
+    assert _ra_event_from_term(machine_event_term(QS1, b"m")) == RaEvent(QS1, "machine", b"m")
+    assert _ra_event_from_term((A("other"), 1)) is None
