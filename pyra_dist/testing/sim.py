@@ -75,6 +75,7 @@ from pyra_dist.core.events import (
     LogWritten,
     NodeDown,
     NodeUp,
+    PeerCallFailed,
     PeerDown,
     PeerMessage,
     QueryRequest,
@@ -90,6 +91,7 @@ from pyra_dist.core.machine import ApplyMeta
 from pyra_dist.core.messages import (
     AppendEntriesReply,
     InstallSnapshotRpc,
+    PeerRpc,
     PreVoteRpc,
     RequestVoteResult,
     RequestVoteRpc,
@@ -144,6 +146,8 @@ class SimConfig:
         disk_stall: probability that a log write stalls (a slow fsync); later writes queue behind it.
         disk_stall_ms: (min, max) duration of a stall.
         tick_ms: period of the ``Tick`` event (Ra's ``tick_timeout``).
+        call_timeout_ms: a peer gen call (vote, pre-vote, snapshot chunk) without a result after
+            this long is reported to the caller as ``PeerCallFailed``.
         detector_ms: period of the failure detector (aten stand-in) that emits NodeDown/NodeUp.
         network: message fault rates.
         faults: nemesis schedule; None disables faults.
@@ -165,6 +169,7 @@ class SimConfig:
     disk_stall: float = 0.01
     disk_stall_ms: tuple[int, int] = (100, 1500)
     tick_ms: int = 1000
+    call_timeout_ms: int = 1000
     detector_ms: int = 250
     network: NetworkConfig = field(
         default_factory=lambda: NetworkConfig(drop=0.02, duplicate=0.02, min_delay_ms=1, max_delay_ms=15)
@@ -213,6 +218,14 @@ class GetKey:
     def __call__(self, state: object) -> object:
         assert isinstance(state, dict)
         return state.get(self.key)
+
+
+@dataclass(frozen=True, slots=True)
+class CallResult:
+    """A peer's answer to a gen call, travelling back to the caller with the call's token."""
+
+    token: object
+    message: PeerMessage
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,6 +327,7 @@ class SimCluster:
         # Pending membership changes: (server, index, term) to stop once committed.
         self._pending_leaves: list[tuple[ServerId, Index, Term]] = []
         self._pending_change: object = None
+        self._open_calls: set[object] = set()  # tokens of peer gen calls still waiting for a result
 
     # -- tracing --------------------------------------------------------------------------------
 
@@ -488,10 +502,18 @@ class SimCluster:
                     holds = self._durably_holds(server.id, rpc.last_index, rpc.last_term)
                     self.checker.durable_before_reply(server.id, rpc, holds)
                 if reply_to is not None:
-                    msg: object = PeerMessage(sender=server.id, msg=rpc)
+                    msg: object = CallResult(reply_to, PeerMessage(sender=server.id, msg=rpc))
                 elif isinstance(rpc, (PreVoteRpc, RequestVoteRpc, InstallSnapshotRpc)):
                     self._call_seq += 1
-                    msg = PeerMessage(sender=server.id, msg=rpc, call=(server.id.name, self._call_seq))
+                    token = (server.id.name, self._call_seq)
+                    msg = PeerMessage(sender=server.id, msg=rpc, call=token)
+                    self._open_calls.add(token)
+                    # A gen call without a result ends with an exit (timeout, noproc); the core hears
+                    # of it as PeerCallFailed (Ra's snapshot sender crashing, ra-internals §2.5).
+                    self.clock.call_later(
+                        self.config.call_timeout_ms,
+                        partial(self._call_timeout, server, server.incarnation, token, to, rpc),
+                    )
                 else:
                     msg = PeerMessage(sender=server.id, msg=rpc)
                 self.net.send(server.id, to, msg)
@@ -670,11 +692,21 @@ class SimCluster:
             return
         if isinstance(msg, ClientReplyMsg):
             return
+        if isinstance(msg, CallResult):
+            self._open_calls.discard(msg.token)
+            msg = msg.message
         assert isinstance(
             msg,
             (PeerMessage, CommandRequest, QueryRequest, JoinRequest, LeaveRequest, TransferLeadershipRequest),
         )
         self._step(server, msg)
+
+    def _call_timeout(
+        self, server: _Server, incarnation: int, token: object, peer: ServerId, rpc: PeerRpc
+    ) -> None:
+        if token in self._open_calls:
+            self._open_calls.discard(token)
+            self._step_if(server, incarnation, PeerCallFailed(peer=peer, rpc=rpc, reason="timeout"))
 
     def _node_reachable(self, node: str, observer: ServerId) -> bool:
         for server in self.servers.values():

@@ -99,8 +99,8 @@ def _capped(cfg: CoreConfig, log: LogView, meta: Meta) -> RaftCore:
     return CappedLastApplied(cfg, log, meta)
 
 
-@pytest.mark.xfail(reason="finding F4 (docs/internals/simulator.md): open in pyra_dist.core", strict=False)
 def test_restart_never_reapplies_an_entry_that_was_overwritten_before_the_crash() -> None:
+    """Regression for finding F4 (fixed in the core at 93d3881)."""
     summary = run_seeds(F4_SEEDS, config=PROFILES["chaos"])
     assert [(r.seed, r.violations) for r in summary.failures] == []
 
