@@ -36,7 +36,7 @@ def cookie() -> str:
 
 
 @pytest.fixture
-def node_name() -> "NodeNames":
+def node_name() -> NodeNames:
     """Unique node-name prefixes, so parallel or repeated runs never collide in EPMD."""
     return NodeNames(f"t{os.getpid()}x{next(_counter)}")
 

