@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Final
 
 from erl_interop.errors import CallTimeout, ErlInteropError, NodeDown, NoProc
 from erl_interop.node.gen_server import CallExit
-from erl_interop.node.process import ErlangError
-from erl_interop.term import Atom, Term
+from erl_interop.node.process import Dest, ErlangError
+from erl_interop.term import Atom, Pid, Term
 
 if TYPE_CHECKING:
     from erl_interop.node.node import Node
@@ -89,7 +89,7 @@ class RaModule:
         # gen_statem_safe_call/3: timeout -> timeout, noproc -> {error, noproc},
         # {nodedown, _} -> {error, nodedown}; other exits propagate as exits.
         try:
-            return await self._node.call(server, msg, _seconds(timeout_ms))  # type: ignore[arg-type]
+            return await self._node.call(_dest(server), msg, _seconds(timeout_ms))
         except CallTimeout:
             return TIMEOUT
         except NoProc:
@@ -143,7 +143,7 @@ class RaModule:
         else:
             async with self._node.process() as me:
                 cmd = (USR, command, (A("notify"), correlation, me.pid))
-        self._node.send(server, (A("$gen_cast"), (COMMAND, priority, cmd)))  # type: ignore[arg-type]
+        self._node.send(_dest(server), (A("$gen_cast"), (COMMAND, priority, cmd)))
         return OK
 
     async def members(self, server: Term, timeout: Term = DEFAULT_TIMEOUT_MS) -> Term:
@@ -192,7 +192,7 @@ class RaModule:
     async def trigger_election(self, server: Term, timeout: Term = DEFAULT_TIMEOUT_MS) -> Term:
         """``ra:trigger_election/1,2``: a plain call; failures exit like ``gen_statem:call``."""
         try:
-            return await self._node.call(server, A("trigger_election"), _seconds(timeout))  # type: ignore[arg-type]
+            return await self._node.call(_dest(server), A("trigger_election"), _seconds(timeout))
         except CallTimeout:
             raise ErlangError(TIMEOUT) from None
         except NoProc:
@@ -208,7 +208,7 @@ class RaModule:
     async def _rpc(self, node: Term, function: str, args: list[Term]) -> Term:
         # rpc:call/4 (infinite timeout): {badrpc, Reason} on failure.
         try:
-            return await self._node.rpc(node, A("ra_server_sup_sup"), A(function), args, None)  # type: ignore[arg-type]
+            return await self._node.rpc(_atom(node), A("ra_server_sup_sup"), A(function), args, None)
         except NodeDown:
             return (A("badrpc"), A("nodedown"))
         except ErlInteropError as exc:
@@ -295,7 +295,7 @@ class RaModule:
             if parent == A("undefined"):
                 return OK
             try:
-                answer = await self._node.call((sup, node), (A("terminate_child"), parent), None)  # type: ignore[arg-type]
+                answer = await self._node.call(_dest((sup, node)), (A("terminate_child"), parent), None)
             except NoProc:
                 return OK
             except NodeDown:
@@ -323,6 +323,21 @@ class RaModule:
         if type(reply) is tuple and len(reply) == 3 and reply[0] == OK:
             return await self.stop_server(system, server)
         return reply
+
+
+def _dest(server: Term) -> Dest:
+    # A server reference as ra takes it: {Name, Node}, a registered name or a pid.
+    if type(server) is tuple and len(server) == 2 and type(server[0]) is Atom and type(server[1]) is Atom:
+        return (server[0], server[1])
+    if isinstance(server, Atom | Pid):
+        return server
+    raise ErlangError((A("badarg"), server))
+
+
+def _atom(term: Term) -> Atom:
+    if isinstance(term, Atom):
+        return term
+    raise ErlangError((A("badarg"), term))
 
 
 def _seconds(timeout_ms: Term) -> float | None:

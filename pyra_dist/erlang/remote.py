@@ -197,7 +197,7 @@ def reply_from_term(event: Event, term: Term) -> ClientReply:
         return ErrorReply(reason.name if isinstance(reason, Atom) else reason)
     match event:
         case PingRequest() if type(term) is tuple and len(term) == 2 and term[0] == A("pong"):
-            return Pong(Role(term[1].name))  # type: ignore[union-attr]
+            return Pong(Role(str(term[1])))
         case AuxCommand():
             return AuxReply(term)
         case QueryRequest(kind="local" | "leader") if (
@@ -275,7 +275,9 @@ class RemoteNodeOps:
             if parent == A("undefined"):
                 return
             try:
-                await self._node.call((sup, self._target), (A("terminate_child"), parent), None)  # type: ignore[arg-type]
+                if not isinstance(sup, Atom):
+                    raise _lifecycle_error(reply, ServerId(name, self._target.name))
+                await self._node.call((sup, self._target), (A("terminate_child"), parent), None)
             except NoProc:
                 return
             return

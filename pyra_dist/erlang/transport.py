@@ -31,7 +31,17 @@ from erl_interop.errors import NoProc as ErlNoProc
 from erl_interop.node.gen_server import reply as gen_reply
 from erl_interop.node.process import Process
 from erl_interop.term import Atom, Pid, Reference, Term, decode
-from pyra_dist.core.effects import ClientReply, LocalQueryReply, OkReply
+from pyra_dist.core.effects import (
+    AtomReply,
+    AuxReply,
+    ClientReply,
+    ErrorReply,
+    LocalQueryReply,
+    OkReply,
+    Pong,
+    Redirect,
+    WrapReply,
+)
 from pyra_dist.core.events import (
     CommandRequest,
     Event,
@@ -243,7 +253,8 @@ class DistTransport:
             return
         if tag == DOWN and len(message) == 5:
             port = self._ports.get(server.server_id.name)
-            target = None if port is None else port.monitors.pop(message[1], None)  # type: ignore[arg-type]
+            ref = message[1]
+            target = port.monitors.pop(ref, None) if port is not None and isinstance(ref, Reference) else None
             if target is not None:
                 reason = message[4]
                 server.deliver(
@@ -277,7 +288,7 @@ class DistTransport:
         port = self._port_for(sender)
         proc = port.proc if port is not None else self._edge
         if reply_to is not None:
-            gen_reply(proc, reply_to, rpc_to_term(rpc))  # type: ignore[arg-type]
+            gen_reply(proc, _erlang_from(reply_to), rpc_to_term(rpc))
             return
         dest = (Atom(to.name), Atom(to.node))
         if isinstance(rpc, AppendEntriesRpc):
@@ -375,11 +386,11 @@ class DistTransport:
             self._local.reply(to, reply)
             return
         if _needs_resolving(reply):
-            self._spawn(self._reply(to, reply))  # type: ignore[arg-type]
+            self._spawn(self._reply(_erlang_from(to), _client_reply(reply)))
             return
         # Sent before any later effect of the same list (a Stop must not overtake the reply:
         # delete_cluster answers {ok, Leader} and then the leader exits, ra-internals §3.5).
-        gen_reply(self._edge, to, reply_term(reply))  # type: ignore[arg-type]
+        gen_reply(self._edge, _erlang_from(to), reply_term(_client_reply(reply)))
 
     async def _reply(self, to: tuple[Pid, Term], reply: ClientReply) -> None:
         final = await resolve_reply(reply, self._resolver)
@@ -535,7 +546,8 @@ def _ra_event_from_term(term: Term) -> RaEvent | None:
         return None
     body = term[2]
     if type(body) is tuple and len(body) == 2 and body[0] == Atom("applied") and type(body[1]) is list:
-        return RaEvent(sender, "applied", tuple(tuple(pair) for pair in body[1]))  # type: ignore[arg-type]
+        pairs = tuple((p[0], p[1]) for p in body[1] if type(p) is tuple and len(p) == 2)
+        return RaEvent(sender, "applied", pairs)
     if type(body) is tuple and len(body) == 2 and body[0] == Atom("rejected"):
         reason = body[1]
         if type(reason) is tuple and len(reason) == 3:
@@ -577,6 +589,20 @@ def _needs_resolving(reply: object) -> bool:
 
 def _is_record(term: Term) -> bool:
     return type(term) is tuple and bool(term) and type(term[0]) is Atom and term[0].name.endswith("_rpc")
+
+
+def _erlang_from(from_: object) -> tuple[Pid, Term]:
+    # The {Pid, Tag} of an Erlang gen call (callers check _is_erlang_from first).
+    assert type(from_) is tuple and len(from_) == 2 and isinstance(from_[0], Pid)
+    return (from_[0], from_[1])
+
+
+def _client_reply(reply: object) -> ClientReply:
+    # PeerTransport.reply is typed ``object``; the core only ever passes its ClientReply values.
+    assert isinstance(
+        reply, AtomReply | AuxReply | ErrorReply | LocalQueryReply | OkReply | Pong | Redirect | WrapReply
+    )
+    return reply
 
 
 def _is_erlang_from(from_: object) -> bool:
