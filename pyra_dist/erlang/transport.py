@@ -192,6 +192,14 @@ class DistTransport:
         self._ports[name] = _ServerPort(server, proc, {})
         return proc.pid
 
+    def server_started(self, server: ServerProcess) -> None:
+        """A server of this system started: register it for Erlang at once.
+
+        (``System`` does not call this yet; servers started by ``ra_server_sup_sup`` rpcs are
+        attached by the services and every other server on its first send.)
+        """
+        self.attach(server)
+
     def pid_of(self, name: str) -> Pid | None:
         """The Erlang pid standing for the local server ``name``, if attached and alive."""
         port = self._ports.get(name)
