@@ -3,9 +3,20 @@
 Three in-process nodes (one ``System`` each, each with its own WAL, fsync = datasync) host one
 3-member cluster. Phase 1: 5 clients pipeline 256-byte commands with at most 500 in flight each
 for ``--seconds`` (default 10 s) -> ops/s. Phase 2: one client runs ``process_command`` back to back
--> p50/p99 latency. The last line is ``throughput: ops/s=... p50_ms=... p99_ms=...``.
+-> p50/p99 latency.
 
-Run: ``python bench/throughput.py [--seconds 10] [--profile]``.
+Then, in the same run (unless ``--skip-ra``), the same workload on real Ra 2.2.0: three ``erl`` nodes
+(three OS processes, OTP 25, each with its own Ra data dir and WAL, fsync on), one 3-member cluster of a
+``{simple, fun(_C, S) -> S + 1 end, 0}`` machine. The load generator runs inside the first node
+(evaluated with erl_eval, so it is interpreted: a slight handicap for Ra): 5 client processes keep 500
+``ra:pipeline_command``s of a 256-byte binary in flight each, then one process times
+``ra:process_command`` back to back. The pyra cluster runs first and is stopped before the Erlang nodes
+start, so the two never compete for the CPU.
+
+The last line is ``throughput: pyra ops/s=... p50_ms=... p99_ms=... ra ops/s=... p50_ms=... p99_ms=...``
+(pyra: three members in ONE Python process; ra: three members in three BEAM processes).
+
+Run: ``python bench/throughput.py [--seconds 10] [--profile] [--skip-ra]``.
 """
 
 from __future__ import annotations
@@ -18,7 +29,9 @@ import pstats
 import statistics
 import tempfile
 import time
+import uuid
 
+from erl_interop.testing import ErlPeer, ra_ebin_dirs
 from pyra_dist import ra
 from pyra_dist.core.machine import ApplyMeta, ApplyResult, Machine, MachineConfig
 from pyra_dist.server import LocalNetwork, System
@@ -68,7 +81,8 @@ async def _client(system: System, leader: ServerId, payload: bytes, in_flight: i
     return applied
 
 
-async def main(seconds: float, profile: bool) -> None:
+async def bench_pyra(seconds: float, profile: bool) -> tuple[float, float, float]:
+    """The pyra cluster (three nodes in this process); returns (ops/s, p50 ms, p99 ms)."""
     with tempfile.TemporaryDirectory(prefix="pyra-bench-", dir=os.environ.get("PYRA_BENCH_DIR")) as data_dir:
         network = LocalNetwork()
         systems = [await System.start("default", data_dir, node, network=network) for node in NODES]
@@ -118,12 +132,122 @@ async def main(seconds: float, profile: bool) -> None:
         finally:
             for system in reversed(systems):
                 await system.__aexit__(None, None, None)
-    print(f"throughput: ops/s={ops:.0f} p50_ms={p50:.2f} p99_ms={p99:.2f}")
+    return ops, p50, p99
+
+
+# The Erlang-side load generator (one erl_eval expression; no comments, it is sent as one line).
+# Client(Out, Applied): Out commands in flight; each `applied` event of N correlations sends N more
+# until the deadline, then waits for the rest. Rejections (not_leader) are resent to the new leader.
+_RA_LOAD = """
+Leader = {bench, node()},
+Payload = binary:copy(<<7>>, 256),
+Parent = self(),
+Deadline = erlang:monotonic_time(millisecond) + __MS__,
+Send = fun(L, C) -> ok = ra:pipeline_command(L, Payload, C, normal) end,
+Client = fun Client(L, Out, Applied) ->
+    receive
+        {ra_event, _, {applied, Replies}} ->
+            N = length(Replies),
+            case erlang:monotonic_time(millisecond) < Deadline of
+                true -> [Send(L, C) || {C, _} <- Replies], Client(L, Out, Applied + N);
+                false when Out =:= N -> Applied + N;
+                false -> Client(L, Out - N, Applied + N)
+            end;
+        {ra_event, _, {rejected, {not_leader, NewL, C}}} ->
+            L2 = case NewL of undefined -> L; _ -> NewL end,
+            Send(L2, C),
+            Client(L2, Out, Applied)
+    after 30000 -> {stuck, Out, Applied}
+    end
+end,
+T0 = erlang:monotonic_time(microsecond),
+Pids = [spawn(fun() ->
+            [Send(Leader, {K, C}) || C <- lists:seq(1, 500)],
+            Parent ! {done, self(), Client(Leader, 500, 0)}
+        end) || K <- lists:seq(1, 5)],
+Counts = [receive {done, P, Cnt} -> Cnt end || P <- Pids],
+T1 = erlang:monotonic_time(microsecond),
+Lat = fun Lat(Acc, End) ->
+    case erlang:monotonic_time(microsecond) < End of
+        true ->
+            S = erlang:monotonic_time(microsecond),
+            {ok, _, _} = ra:process_command(Leader, Payload),
+            Lat([erlang:monotonic_time(microsecond) - S | Acc], End);
+        false -> lists:sort(Acc)
+    end
+end,
+Lats = Lat([], erlang:monotonic_time(microsecond) + __LAT_MS__ * 1000),
+{Counts, T1 - T0, length(Lats), lists:nth(length(Lats) div 2 + 1, Lats),
+ lists:nth(min(length(Lats), length(Lats) * 99 div 100 + 1), Lats)}.
+"""
+
+
+def bench_ra(seconds: float) -> tuple[float, float, float]:
+    """The same workload on a real Ra 2.2.0 cluster of three erl nodes; returns (ops/s, p50 ms, p99 ms)."""
+    cookie = uuid.uuid4().hex
+    tag = uuid.uuid4().hex[:6]
+    with tempfile.TemporaryDirectory(prefix="ra-bench-", dir=os.environ.get("PYRA_BENCH_DIR")) as data_dir:
+        peers = [
+            ErlPeer(
+                f"rabench{k}_{tag}",
+                cookie,
+                code_path=ra_ebin_dirs(),
+                extra_args=["-ra", "data_dir", f'"{data_dir}/n{k}"'],
+            )
+            for k in (1, 2, 3)
+        ]
+        try:
+            for peer in peers:
+                peer.start()
+                peer.eval("{ok, _} = application:ensure_all_started(ra).")
+                peer.eval("{ok, _} = ra_system:start_default().")
+            first = peers[0]
+            for peer in peers[1:]:
+                first.eval(f"pong = net_adm:ping('{peer.node}').")
+            ids = ", ".join(f"{{bench, '{peer.node}'}}" for peer in peers)
+            machine = "{simple, fun(_C, S) -> S + 1 end, 0}"
+            first.eval(f"{{ok, _, []}} = ra:start_cluster(default, bench, {machine}, [{ids}]).", timeout=60)
+            # Make the first node's server the leader, so the load generator talks to a local leader
+            # (as the pyra bench's client does).
+            first.eval("{ok, _, _} = ra:process_command({bench, node()}, <<>>).", timeout=60)
+            first.eval(
+                "Me = {bench, node()}, _ = ra:transfer_leadership(Me, Me), "
+                "WaitLeader = fun W(0) -> not_leader; W(K) -> case ra:members(Me) of "
+                "{ok, _, Me} -> ok; _ -> timer:sleep(100), W(K - 1) end end, ok = WaitLeader(100).",
+                timeout=60,
+            )
+            expr = _RA_LOAD.replace("__MS__", str(int(seconds * 1000))).replace(
+                "__LAT_MS__", str(int(min(seconds, 5.0) * 1000))
+            )
+            text = first.eval(expr, timeout=seconds * 3 + 120)
+        finally:
+            for peer in peers:
+                peer.stop()
+    counts_text, rest = text.strip("{").split("],", 1)
+    counts = [int(c) for c in counts_text.strip("[").split(",")]
+    elapsed_us, n_lat, p50_us, p99_us = (int(v) for v in rest.strip(" }").split(","))
+    ops = sum(counts) / (elapsed_us / 1e6)
+    print(
+        f"ra 2.2.0 pipelined: {sum(counts)} commands in {elapsed_us / 1e6:.2f} s; "
+        f"blocking client: {n_lat} process_command calls"
+    )
+    return ops, p50_us / 1000, p99_us / 1000
+
+
+def main(seconds: float, profile: bool, skip_ra: bool) -> None:
+    """Run both benchmarks and print the summary line."""
+    ops, p50, p99 = asyncio.run(bench_pyra(seconds, profile))
+    line = f"throughput: pyra ops/s={ops:.0f} p50_ms={p50:.2f} p99_ms={p99:.2f}"
+    if not skip_ra:
+        ra_ops, ra_p50, ra_p99 = bench_ra(seconds)
+        line += f" ra ops/s={ra_ops:.0f} p50_ms={ra_p50:.2f} p99_ms={ra_p99:.2f}"
+    print(line)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--skip-ra", action="store_true", help="only the pyra cluster")
     args = parser.parse_args()
-    asyncio.run(main(args.seconds, args.profile))
+    main(args.seconds, args.profile, args.skip_ra)
