@@ -665,6 +665,10 @@ def decode(
         data = memoryview(data).cast("B") if isinstance(data, memoryview) else memoryview(data)
     if not 0 <= offset < len(data):
         raise DecodeError("no term at offset (buffer too short)", offset)
+    if _C_DECODER is not None:
+        found = _C_DECODER.decode(data, offset, atom_cache)
+        if found is not None:
+            return found
     term: Term
     try:
         items, pos = _fast_items(data, offset, 1, 0, len(data), type(data) is bytes, {}, atom_cache)
@@ -675,6 +679,29 @@ def decode(
         return term, pos
     term, pos = _decode(data, offset, atom_cache)
     return term, pos
+
+
+# The optional C accelerator (``_speedups.c``): same values as ``_fast_items``; it answers None for
+# anything unusual and ``decode`` then runs the Python decoders, which give the exact error. Absent
+# when it was not built (no compiler) or when ERL_INTEROP_PURE_PYTHON is set.
+try:
+    from erl_interop.term import _speedups
+except ImportError:
+    _C_DECODER: _speedups.Decoder | None = None
+else:
+    _C_DECODER = _speedups.Decoder(
+        Atom=Atom,
+        Map=Map,
+        Pid=Pid,
+        Reference=Reference,
+        Port=Port,
+        plain_keys=_PLAIN_KEYS,
+        atom_from_raw=_atom_from_raw,
+        finish_map=_finish_map,
+        finish_list=_finish_list,
+        general=_decode,
+        max_depth=MAX_DEPTH,
+    )
 
 
 def binary_to_term(

@@ -589,6 +589,25 @@ def _deep_encode(elements: Iterator[Any], out: bytearray, flags: list[bool]) -> 
         flags[1] = flags[1] or saw_bool
 
 
+# The optional C accelerator (``_speedups.c``): the output of ``_fast_encode``, which it calls for
+# every value it does not handle itself. Absent when it was not built (no compiler) or when
+# ERL_INTEROP_PURE_PYTHON is set.
+try:
+    from erl_interop.term import _speedups
+except ImportError:
+    _C_ENCODER: _speedups.Encoder | None = None
+else:
+    _C_ENCODER = _speedups.Encoder(
+        Atom=Atom,
+        Map=Map,
+        Pid=Pid,
+        Reference=Reference,
+        Port=Port,
+        atom_slow=_atom_slow,
+        fast_encode=_fast_encode,
+    )
+
+
 def _canonical(term: Any, nesting: int) -> bytes:
     out = bytearray()
     _encode(term, out, _CANONICAL, nesting)
@@ -620,7 +639,10 @@ def encode(term: Term, out: bytearray) -> None:
     Raises:
         EncodeError: the value (or something inside it) has no legal encoding.
     """
-    _fast_encode((term,), out, 0, [False, False])
+    if _C_ENCODER is not None:
+        _C_ENCODER.encode(term, out, [False, False])
+    else:
+        _fast_encode((term,), out, 0, [False, False])
 
 
 def term_to_binary(term: Term, *, compressed: bool | int = False, minor_version: int | None = None) -> bytes:
@@ -656,7 +678,10 @@ def term_to_binary(term: Term, *, compressed: bool | int = False, minor_version:
     out = bytearray(b"\x83")
     if mode == _DEFAULT:
         flags = [False, False]
-        _fast_encode((term,), out, 0, flags)
+        if _C_ENCODER is not None:
+            _C_ENCODER.encode(term, out, flags)
+        else:
+            _fast_encode((term,), out, 0, flags)
         old_style_booleans = flags[0] and flags[1]
     else:
         saw_old, saw_bool = _encode(term, out, mode)
