@@ -488,6 +488,8 @@ class Outcome:
 
 KILL = "!kill "
 """A step whose ``expr`` is ``!kill $Nk`` SIGKILLs server node k (the OS process) and answers ``killed``."""
+RESTART = "!restart "
+"""``!restart $Nk`` starts server node k again on the same data dir and answers ``restarted``."""
 
 
 def run_scenario(
@@ -496,6 +498,7 @@ def run_scenario(
     scenario: Scenario,
     timeout: float = 60.0,
     kill: Callable[[int], None] | None = None,
+    restart: Callable[[int], None] | None = None,
 ) -> list[Outcome]:
     """Evaluate every step of ``scenario`` in ``shell`` against servers on ``nodes``.
 
@@ -505,6 +508,7 @@ def run_scenario(
         scenario: the steps to run, in order.
         timeout: per-step limit in seconds.
         kill: SIGKILLs server node ``k`` (1-based), for ``!kill $Nk`` steps.
+        restart: starts server node ``k`` again (same name, same data dir), for ``!restart $Nk``.
 
     Returns:
         One outcome per step, in order (steps after a failure still run: later answers help
@@ -517,6 +521,12 @@ def run_scenario(
                 raise ValueError(f"scenario {scenario.name} kills nodes: pass kill=")
             kill(int(step.expr.removeprefix(KILL).strip().removeprefix("$N")))
             outcomes.append(Outcome(step, "killed"))
+            continue
+        if step.expr.startswith(RESTART):
+            if restart is None:
+                raise ValueError(f"scenario {scenario.name} restarts nodes: pass restart=")
+            restart(int(step.expr.removeprefix(RESTART).strip().removeprefix("$N")))
+            outcomes.append(Outcome(step, "restarted"))
             continue
         expr = substitute(step.expr, nodes, scenario.shell)
         try:
@@ -611,6 +621,23 @@ class RaCluster:
         """SIGKILL node ``k`` (1-based)."""
         self.peers[k - 1].kill()
 
+    def restart(self, k: int) -> None:
+        """Start node ``k`` again with the same name, arguments and data dir; Ra servers stay
+        stopped until ``ra:restart_server`` (as after a real node restart)."""
+        old = self.peers[k - 1]
+        old.kill()
+        peer = ErlPeer(
+            old.name, old.cookie, long_names=True, code_path=old.code_path, extra_args=old.extra_args
+        )
+        self.peers[k - 1] = peer
+        peer.start()
+        _start_ra(peer)
+
+
+def _start_ra(peer: ErlPeer) -> None:
+    peer.eval("{ok, _} = application:ensure_all_started(ra).")
+    peer.eval("{ok, _} = ra_system:start_default().")
+
 
 @contextlib.contextmanager
 def ra_cluster(
@@ -641,8 +668,7 @@ def ra_cluster(
     try:
         _start_all(cluster.peers)
         for p in cluster.peers:
-            p.eval("{ok, _} = application:ensure_all_started(ra).")
-            p.eval("{ok, _} = ra_system:start_default().")
+            _start_ra(p)
         yield cluster
     finally:
         for p in cluster.peers:
@@ -651,15 +677,47 @@ def ra_cluster(
 
 @dataclass
 class PyraCluster:
-    """Three Python nodes (``python -m pyra_dist.erlang``), each hosting the default system."""
+    """Pyra nodes (``python -m pyra_dist.erlang``), each hosting the default system."""
 
+    cookie: str
+    data_dir: Path
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     nodes: list[str] = field(default_factory=list)
+
+    def spawn(self, short: str) -> subprocess.Popen[bytes]:
+        """Start the node ``short@127.0.0.1`` (not waiting for it)."""
+        name = f"{short}@127.0.0.1"
+        with open(self.data_dir / f"{short}.log", "ab") as log:
+            return subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "pyra_dist.erlang", "--name", name, "--cookie", self.cookie),
+                    *("--data-dir", str(self.data_dir), "--stdin-eof"),
+                    *("--log", os.environ.get("PYRA_LOG", "INFO")),
+                    *("--machine", "pyra_kv=pyra_dist.erlang.kv_machine:PyraKv"),
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+            )
+
+    def wait_ready(self, k: int) -> None:
+        """Wait for node ``k`` (1-based) to print ``ready``."""
+        proc, name = self.procs[k - 1], self.nodes[k - 1]
+        assert proc.stdout is not None
+        line = proc.stdout.readline().decode().strip()
+        if line != f"ready {name}":
+            raise RuntimeError(f"pyra node {name} did not start: {line!r}")
 
     def kill(self, k: int) -> None:
         """SIGKILL node ``k`` (1-based), only that child, by pid."""
         self.procs[k - 1].kill()
         self.procs[k - 1].wait(10)
+
+    def restart(self, k: int) -> None:
+        """Start node ``k`` again on the same data dir (its servers wait for ``ra:restart_server``)."""
+        self.kill(k)
+        self.procs[k - 1] = self.spawn(self.nodes[k - 1].split("@")[0])
+        self.wait_ready(k)
 
 
 @contextlib.contextmanager
@@ -677,35 +735,13 @@ def pyra_cluster(
         size: number of nodes.
         names: node names (without host) instead of ``{prefix}py1``...
     """
-    cluster = PyraCluster()
+    cluster = PyraCluster(cookie, data_dir)
     try:
         for short in list(names) or [f"{prefix}py{i + 1}" for i in range(size)]:
-            name = f"{short}@127.0.0.1"
-            log = open(data_dir / f"{short}.log", "wb")  # noqa: SIM115 (closed with the process)
-            proc = subprocess.Popen(
-                [
-                    *(sys.executable, "-m", "pyra_dist.erlang", "--name", name, "--cookie", cookie),
-                    *(
-                        "--data-dir",
-                        str(data_dir),
-                        "--stdin-eof",
-                        "--log",
-                        os.environ.get("PYRA_LOG", "INFO"),
-                    ),
-                    *("--machine", "pyra_kv=pyra_dist.erlang.kv_machine:PyraKv"),
-                ],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=log,
-            )
-            log.close()
-            cluster.procs.append(proc)
-            cluster.nodes.append(name)
-        for proc, name in zip(cluster.procs, cluster.nodes, strict=True):
-            assert proc.stdout is not None
-            line = proc.stdout.readline().decode().strip()
-            if line != f"ready {name}":
-                raise RuntimeError(f"pyra node {name} did not start: {line!r}")
+            cluster.procs.append(cluster.spawn(short))
+            cluster.nodes.append(f"{short}@127.0.0.1")
+        for k in range(1, len(cluster.nodes) + 1):
+            cluster.wait_ready(k)
         yield cluster
     finally:
         for proc in cluster.procs:
@@ -736,6 +772,13 @@ class MixedCluster:
             self.ra.kill(1)
         else:
             self.pyra.kill(k - 1)
+
+    def restart(self, k: int) -> None:
+        """Start node ``k`` again on the same data dir."""
+        if k == 1:
+            self.ra.restart(1)
+        else:
+            self.pyra.restart(k - 1)
 
 
 @contextlib.contextmanager
@@ -872,7 +915,11 @@ def main(argv: Sequence[str]) -> int:
             if wanted and scenario.name not in wanted:
                 continue
             outcomes = run_scenario(
-                shells.for_kind(scenario.shell), servers.nodes, scenario, kill=servers.kill
+                shells.for_kind(scenario.shell),
+                servers.nodes,
+                scenario,
+                kill=servers.kill,
+                restart=servers.restart,
             )
             failed += sum(not o.ok for o in outcomes)
             print(report(scenario, outcomes), flush=True)

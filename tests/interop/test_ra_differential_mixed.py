@@ -41,5 +41,7 @@ def test_mixed_nodes_answer_like_ra_2_2_0(
     mixed_nodes: tuple[MixedCluster, Shells], scenario: Scenario
 ) -> None:
     cluster, shells = mixed_nodes
-    outcomes = run_scenario(shells.for_kind(scenario.shell), cluster.nodes, scenario, kill=cluster.kill)
+    outcomes = run_scenario(
+        shells.for_kind(scenario.shell), cluster.nodes, scenario, kill=cluster.kill, restart=cluster.restart
+    )
     assert_same_as_ra(scenario, outcomes)

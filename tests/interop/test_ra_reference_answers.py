@@ -40,5 +40,7 @@ def test_real_ra_2_2_0_answers_every_scenario_as_recorded(
     real_ra: tuple[RaCluster, Shells], scenario: Scenario
 ) -> None:
     cluster, shells = real_ra
-    outcomes = run_scenario(shells.for_kind(scenario.shell), cluster.nodes, scenario, kill=cluster.kill)
+    outcomes = run_scenario(
+        shells.for_kind(scenario.shell), cluster.nodes, scenario, kill=cluster.kill, restart=cluster.restart
+    )
     assert_same_as_ra(scenario, outcomes)
