@@ -75,6 +75,20 @@ class CommandRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class CommandBatch:
+    """Several commands received back to back, handled as one input (Ra's ``{commands, Cmds}``).
+
+    A leader appends them with one ``AppendToLog`` and replicates once, so one burst of pipelined
+    commands costs one AER per peer instead of one per command; any other role handles them one by
+    one, exactly as if they had arrived as separate ``CommandRequest``s. ``system_time`` is the
+    newest of the commands' clocks.
+    """
+
+    commands: tuple[CommandRequest, ...]
+    system_time: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class JoinRequest:
     """``'$ra_join'`` for ``server_id`` (``add_member`` uses ``after_log_append``)."""
 
@@ -294,6 +308,7 @@ class MachineNodeEvent:
 Event: TypeAlias = (
     PeerMessage
     | CommandRequest
+    | CommandBatch
     | JoinRequest
     | LeaveRequest
     | DeleteClusterRequest
@@ -319,6 +334,7 @@ Event: TypeAlias = (
 
 __all__ = [
     "AuxCommand",
+    "CommandBatch",
     "CommandRequest",
     "DeleteClusterRequest",
     "Event",

@@ -19,6 +19,7 @@ from pyra_dist.core.effects import (
     WrapReply,
 )
 from pyra_dist.core.events import (
+    CommandBatch,
     CommandRequest,
     DeleteClusterRequest,
     Event,
@@ -153,6 +154,8 @@ class LeaderRole(ReplicationMixin):
                     UsrCommand(data=data, reply_mode=mode, from_=from_, ts=ts or self.now_ms), effects
                 )
                 self.replicate_all(effects)
+            case CommandBatch(commands=commands):
+                self.append_command_batch(commands, effects)
             case JoinRequest() | LeaveRequest():
                 self.membership_request(event, effects)
             case DeleteClusterRequest(from_=from_, system_time=ts):
@@ -196,6 +199,37 @@ class LeaderRole(ReplicationMixin):
                 self.snapshot_call_failed(peer)
             case _:
                 pass
+
+    def append_command_batch(self, commands: tuple[CommandRequest, ...], effects: list[Effect]) -> None:
+        """Ra's ``{commands, Cmds}``: append the normal-priority ones at once, replicate once.
+
+        The result equals handling each ``CommandRequest`` in turn, except that the entries go out in
+        one AER per peer (and one ``AppendToLog``) instead of one per command.
+        """
+        first = self.log.last_index + 1
+        term = self.current_term
+        now = self.now_ms
+        entries: list[Entry] = []
+        for request in commands:
+            if request.priority == "low":
+                self.leader_handle(request, effects)
+                continue
+            command = UsrCommand(
+                data=request.data,
+                reply_mode=request.reply_mode,
+                from_=request.from_,
+                ts=request.system_time or now,
+            )
+            entries.append(Entry(index=first + len(entries), term=term, command=command))
+        if not entries:
+            return
+        self.log_append(entries, effects)
+        for entry in entries:
+            cmd = entry.command
+            assert isinstance(cmd, UsrCommand)
+            if cmd.from_ is not None and isinstance(cmd.reply_mode, AfterLogAppend):
+                self.reply(cmd.from_, WrapReply(reply=(entry.index, entry.term)), effects)
+        self.replicate_all(effects)
 
     def flush_commands(self, effects: list[Effect]) -> None:
         """Append up to ``low_priority_flush_size`` queued low-priority commands as one batch."""

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pyra_dist.core.apply import ApplyMixin
 from pyra_dist.core.candidate import CandidateRole
 from pyra_dist.core.effects import Effect
-from pyra_dist.core.events import Event, PeerMessage, TimerFired, TimerKind
+from pyra_dist.core.events import CommandBatch, Event, PeerMessage, TimerFired, TimerKind
 from pyra_dist.core.follower import FollowerRole
 from pyra_dist.core.leader import LeaderRole
 from pyra_dist.core.log_view import LogView
@@ -117,6 +117,11 @@ class RaftCore(LeaderRole, CandidateRole, FollowerRole, ApplyMixin):
                 return effects  # cancelled (or superseded by a role change) while in flight
             self.armed.discard(event.key)
         if isinstance(event, PeerMessage) and not self._observe_term(event, effects):
+            return effects
+        if isinstance(event, CommandBatch) and self.role != Role.LEADER:
+            # Only a leader batches; every other role answers each command on its own.
+            for request in event.commands:
+                self.dispatch(request, effects)
             return effects
         self.dispatch(event, effects)
         return effects

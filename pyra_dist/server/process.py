@@ -11,7 +11,8 @@ interpreter), or create its own timers (the system's ``TimerService`` holds them
 
 Batching: the task wakes once per burst of messages and handles everything queued, so a leader
 receiving 500 pipelined commands runs one loop iteration, and the WAL coalesces all appends made in
-that iteration into one write and one fsync (group commit).
+that iteration into one write and one fsync (group commit). Consecutive commands in a burst are handed
+to the core as one ``CommandBatch`` (one append, one AER per peer).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from collections.abc import Hashable
 from typing import Protocol
 
 from pyra_dist.core.effects import Effect
-from pyra_dist.core.events import Event, TimerFired
+from pyra_dist.core.events import CommandBatch, CommandRequest, Event, TimerFired
 from pyra_dist.server.effects import BARRIERS, EffectInterpreter, ServerStopped
 from pyra_dist.server.errors import NoProc
 from pyra_dist.types import Role, ServerId
@@ -166,9 +167,23 @@ class ServerProcess:
                 # Handle the whole burst: one wake-up, many events, one execution of their effects
                 # (see the module docstring). Effects the core may depend on before its next event
                 # (BARRIERS: votes, snapshots, truncation, stop) are executed right away.
+                # Consecutive commands become one CommandBatch (Ra's {commands, Cmds}): a leader appends
+                # them with one AppendToLog and sends one AER per peer for the whole run.
                 batch: list[Effect] = []
-                for _ in range(len(mailbox)):
-                    effects = handle(mailbox.popleft())
+                remaining = len(mailbox)
+                while remaining:
+                    event = mailbox.popleft()
+                    remaining -= 1
+                    if remaining and type(event) is CommandRequest and type(mailbox[0]) is CommandRequest:
+                        commands = [event]
+                        newest = event.system_time
+                        while remaining and type(mailbox[0]) is CommandRequest:
+                            command = mailbox.popleft()
+                            remaining -= 1
+                            commands.append(command)  # type: ignore[arg-type]
+                            newest = max(newest, command.system_time)  # type: ignore[union-attr]
+                        event = CommandBatch(commands=tuple(commands), system_time=newest)
+                    effects = handle(event)
                     if effects:
                         batch.extend(effects)
                         for effect in effects:

@@ -21,6 +21,7 @@ from pyra_dist.core.effects import (
     WrapReply,
 )
 from pyra_dist.core.events import (
+    CommandBatch,
     CommandRequest,
     JoinRequest,
     LeaveRequest,
@@ -319,3 +320,39 @@ def test_a_deposed_leader_forwards_or_rejects_its_queued_low_priority_commands()
     effects = c.handle("s1", PeerMessage(sender=S2, msg=AppendEntriesRpc(2, S2, 1, 1, 1, ())))
     assert ForwardCommand(to=S2, request=forward) in effects
     assert Rejected(pid="pid", sender=S1, leader=S2, correlation=7) in effects
+
+
+def test_a_command_batch_is_appended_once_and_sent_as_one_aer_per_peer() -> None:
+    """Ra's ``{commands, Cmds}``: one AppendToLog, one AER per peer, after-log-append replies in order."""
+    c = settled()
+    first = CommandRequest(data=("put", "a", 1), reply_mode=NotifyReply(1, "pid"), system_time=5)
+    second = CommandRequest(data=("put", "b", 2), reply_mode=AFTER_LOG_APPEND, from_="c", system_time=6)
+    entries = (
+        Entry(2, 1, UsrCommand(data=("put", "a", 1), reply_mode=NotifyReply(1, "pid"), ts=5)),
+        Entry(3, 1, UsrCommand(data=("put", "b", 2), reply_mode=AFTER_LOG_APPEND, from_="c", ts=6)),
+    )
+    rpc = AppendEntriesRpc(1, S1, 1, 1, 1, entries)
+    assert c.handle("s1", CommandBatch(commands=(first, second), system_time=6)) == [
+        AppendToLog(entries=entries),
+        Reply(to="c", reply=WrapReply(reply=(3, 1))),
+        SendRpc(to=S2, rpc=rpc),
+        SendRpc(to=S3, rpc=rpc),
+    ]
+
+
+def test_a_command_batch_queues_its_low_priority_commands_for_flush_commands() -> None:
+    c = settled()
+    low = CommandRequest(data=("put", "x", 1), priority="low")
+    effects = c.handle("s1", CommandBatch(commands=(low,)))
+    assert effects == [StartTimer(key=TimerKind.FLUSH_COMMANDS, after_ms=0)]
+    assert c["s1"].low_queue == [low]
+
+
+def test_a_follower_answers_each_command_of_a_batch_as_if_it_came_alone() -> None:
+    c = settled()
+    forward = CommandRequest(data=("put", "x", 1))
+    notify = CommandRequest(data=("put", "y", 1), reply_mode=NotifyReply(7, "pid"))
+    assert c.handle("s2", CommandBatch(commands=(forward, notify))) == [
+        ForwardCommand(to=S1, request=forward),
+        Rejected(pid="pid", sender=S2, leader=S1, correlation=7),
+    ]
