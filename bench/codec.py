@@ -6,6 +6,8 @@ Builds a ~1 KB term that looks like a Ra command wrapped in a gen_server call (m
 binaries, atoms, small and big ints, floats), then measures ``term_to_binary`` + ``binary_to_term``
 round trips per CPU second for erl_interop and, in the same run, for the pure-Python ``erlang-py``
 package (import name ``erlang``) on the very same Erlang term, each in its own Python representation.
+It says whether the C accelerator ran; ``ERL_INTEROP_PURE_PYTHON=1 python bench/codec.py`` measures the
+pure-Python codec.
 The last line is machine-readable:
 
     codec: erl_interop ops/s=X erlang_py ops/s=Y ratio=Z
@@ -14,6 +16,7 @@ The last line is machine-readable:
 from __future__ import annotations
 
 import argparse
+import importlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -79,6 +82,8 @@ def main() -> None:
     data = term_to_binary(term)
     assert binary_to_term(data) == term
     print(f"term size: {len(data)} bytes")
+    accelerated = importlib.import_module("erl_interop.term.decode")._C_DECODER is not None
+    print("implementation:", "C accelerator (_speedups)" if accelerated else "pure Python")
 
     def ours() -> object:
         return binary_to_term(term_to_binary(term))
