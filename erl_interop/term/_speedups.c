@@ -95,6 +95,18 @@ rd_u64(const unsigned char *p)
     return ((uint64_t)rd_u32(p) << 32) | (uint64_t)rd_u32(p + 4);
 }
 
+/* A declared 32-bit count or length, or -1 if it cannot be a size here (32-bit Py_ssize_t). */
+static Py_ssize_t
+rd_len(const unsigned char *p)
+{
+    uint32_t v = rd_u32(p);
+#if SIZEOF_SIZE_T > 4
+    return (Py_ssize_t)v;
+#else
+    return v > (uint32_t)(PY_SSIZE_T_MAX / 4) ? -1 : (Py_ssize_t)v;
+#endif
+}
+
 /* A fresh instance of a __slots__ class without running __init__ (like object.__new__). */
 static PyObject *
 new_instance(PyObject *type)
@@ -271,8 +283,10 @@ dec_map(DState *s, Py_ssize_t *pos, int depth)
     int plain = 1;
     if (p + 5 > s->end)
         return NULL;
-    k = rd_u32(s->buf + p + 1);
+    k = rd_len(s->buf + p + 1);
     p += 5;
+    if (k < 0)
+        return NULL;
     if (k == 0) {
         dict = PyDict_New();
         if (dict == NULL)
@@ -341,9 +355,9 @@ dec_list(DState *s, Py_ssize_t *pos, int depth)
     PyObject *items, *v, *tail;
     if (p + 5 > s->end)
         return NULL;
-    k = rd_u32(s->buf + p + 1);
+    k = rd_len(s->buf + p + 1);
     p += 5;
-    if (k + 1 > s->end - p)
+    if (k < 0 || k + 1 > s->end - p)
         return NULL;
     items = PyList_New(k);
     if (items == NULL)
@@ -407,8 +421,8 @@ dec(DState *s, Py_ssize_t *pos, int depth)
     case 109: /* BINARY_EXT */
         if (p + 5 > end)
             return NULL;
-        n = rd_u32(b + p + 1);
-        if (n > end - p - 5)
+        n = rd_len(b + p + 1);
+        if (n < 0 || n > end - p - 5)
             return NULL;
         *pos = p + 5 + n;
         return PyBytes_FromStringAndSize((const char *)b + p + 5, n);
@@ -424,10 +438,10 @@ dec(DState *s, Py_ssize_t *pos, int depth)
         else {
             if (p + 5 > end)
                 return NULL;
-            n = rd_u32(b + p + 1);
+            n = rd_len(b + p + 1);
             p += 5;
         }
-        if (n > end - p)
+        if (n < 0 || n > end - p)
             return NULL;
         v = PyTuple_New(n);
         if (v == NULL)
@@ -497,11 +511,11 @@ dec(DState *s, Py_ssize_t *pos, int depth)
         else {
             if (p + 6 > end)
                 return NULL;
-            n = rd_u32(b + p + 1);
+            n = rd_len(b + p + 1);
             sign = b[p + 5];
             start = p + 6;
         }
-        if (n > end - start || sign > 1)
+        if (n < 0 || n > end - start || sign > 1)
             return NULL;
         v = _PyLong_FromByteArray(b + start, (size_t)n, 1, 0);
         if (v == NULL)
