@@ -16,6 +16,12 @@ Theory of operation: two decoders with the same output.
   container that receives its last element is closed and delivered in turn. No Python recursion, so
   nesting is limited only by ``MAX_DEPTH``, checked when a container opens.
 
+When the optional C accelerator ``_speedups`` is built (``setup.py``; skipped without a compiler)
+and ERL_INTEROP_PURE_PYTHON is not set, ``decode`` asks it first. It decodes the common tags in C,
+hands rare tags to ``_decode`` for that sub-term, builds atoms with ``_atom_from_raw`` (so they
+are these atoms, remembered bytes included) and answers None for anything unusual; ``decode`` then
+runs the Python path above, which gives the value or the exact ``DecodeError``.
+
 A declared element count must not exceed the bytes left (every element takes at least one byte), so
 hostile counts fail before any work. Truncation surfaces as ``IndexError``/``struct.error`` from the
 buffer; ``decode`` then re-runs the general decoder, which turns it into a ``DecodeError`` carrying

@@ -14,6 +14,11 @@ Theory of operation: two encoders with the same output in the default mode.
   (no RecursionError). Each container pushes the iterator of its elements; lists iterate
   ``chain(items, (tail,))`` so the tail (``[]`` -> NIL_EXT) is just one more element.
 
+When the optional C accelerator ``_speedups`` is built and ERL_INTEROP_PURE_PYTHON is not set, it
+replaces ``_fast_encode`` at the top: it writes the common exact types in C and calls
+``_fast_encode`` for every other value (subclasses, funs, bitstrings, out-of-range fields,
+non-finite floats, maps whose keys may collide), so the bytes and errors are the same.
+
 The type tests are ordered by how often a value shows up in real messages.
 
 Which tag each Python value gets (erts doc, "External Term Format"):
@@ -639,7 +644,7 @@ def encode(term: Term, out: bytearray) -> None:
     Raises:
         EncodeError: the value (or something inside it) has no legal encoding.
     """
-    if _C_ENCODER is not None:
+    if _C_ENCODER is not None and type(out) is bytearray:
         _C_ENCODER.encode(term, out, [False, False])
     else:
         _fast_encode((term,), out, 0, [False, False])
