@@ -1,7 +1,7 @@
 """Runs the codec unit tests against both implementations: the C accelerator and pure Python.
 
-``test_term_decode.py``, ``test_term_encode.py`` and ``test_term_map.py`` run twice, as
-``[c]`` and ``[python]``. The ``[python]`` run switches the accelerator off by clearing
+``test_term_decode.py``, ``test_term_encode.py``, ``test_term_map.py`` and ``test_term_golden.py`` run
+twice, as ``[c]`` and ``[python]``. The ``[python]`` run switches the accelerator off by clearing
 ``decode._C_DECODER`` / ``encode._C_ENCODER`` for the duration of the test. ``[c]`` is skipped (with a
 reason in the summary) when the extension was not built, or when ERL_INTEROP_PURE_PYTHON disabled it.
 Other test files use whatever is loaded (the C accelerator when it was built).
@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-_BOTH_IMPLEMENTATIONS = {"test_term_decode", "test_term_encode", "test_term_map"}
+_BOTH_IMPLEMENTATIONS = {"test_term_decode", "test_term_encode", "test_term_map", "test_term_golden"}
 decode_module = importlib.import_module("erl_interop.term.decode")
 encode_module = importlib.import_module("erl_interop.term.encode")
 
