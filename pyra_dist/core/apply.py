@@ -8,6 +8,7 @@ apply anything above the commit index, or above the local log (entries are appli
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import assert_never
 
 from pyra_dist.core.effects import (
@@ -80,7 +81,7 @@ class ApplyMixin(CoreBase):
                 break
             for entry in batch:
                 self._apply_entry(entry, notify, effects)
-                if not self._may_apply():
+                if self.apply_blocked or self.stopping is not None:  # _may_apply(), inlined
                     break
         if self.role == Role.LEADER and not self.replaying:
             for pid, corrs in notify:
@@ -107,28 +108,31 @@ class ApplyMixin(CoreBase):
         # emitted at all (ra-internals §7.6: effects of re-applied entries are discarded).
         leader = self.role == Role.LEADER and not self.replaying
         if isinstance(cmd, UsrCommand):
-            meta = ApplyMeta(
-                index=entry.index,
-                term=entry.term,
-                system_time=cmd.ts,
-                machine_version=self.effective_machine_version,
-                from_=cmd.from_,
-            )
-            reply, mac_effects = self._run_apply(meta, cmd.data)
+            # The hot path (every command, on every replica): _run_apply inlined, no list for an
+            # apply without effects.
+            meta = ApplyMeta(entry.index, entry.term, cmd.ts, self.effective_machine_version, cmd.from_)
+            result: ApplyResult = self.machine.apply(meta, cmd.data, self.machine_state)
+            if len(result) == 2:
+                self.machine_state, reply = result
+                mac_effects: Sequence[MachineEffectT] = ()
+            else:
+                self.machine_state, reply, mac_effects = result
             self.last_applied = entry.index
             if leader and reply != RA_NO_REPLY:
                 mode = cmd.reply_mode
                 if isinstance(mode, AwaitConsensus) and cmd.from_ is not None:
                     effects.append(Reply(to=cmd.from_, reply=WrapReply(reply=reply)))
                 elif isinstance(mode, NotifyReply):
+                    target = mode.pid
                     for pid, corrs in notify:
-                        if pid == mode.pid:
+                        # Identity first: a pipelining client's commands share one pid object.
+                        if pid is target or pid == target:
                             corrs.append((mode.correlation, reply))
                             break
                     else:
                         notify.append((mode.pid, [(mode.correlation, reply)]))
-            if not self.replaying:
-                self.run_machine_effects(mac_effects, effects)
+            if mac_effects and not self.replaying:
+                self.run_machine_effects(list(mac_effects), effects)
         elif isinstance(cmd, Noop):
             # The noop of a new term carries the leader's machine version: applying it is where every
             # replica switches versions at the same index (§6.6).

@@ -98,7 +98,11 @@ class FastPickleEntryCodec:
         if type(command) is UsrCommand:
             # The hot path (one call per appended user command per replica): no pattern matching.
             mode = command.reply_mode
-            code = _MODE_CODES.get(type(mode))
+            code: object
+            if type(mode) is NotifyReply:
+                code = (_NOTIFY, mode.correlation, _opaque(mode.pid))
+            else:
+                code = _MODE_CODES.get(type(mode))
             raw = (
                 _USR,
                 command.data,
@@ -156,7 +160,7 @@ class EncodedCommands:
 
     __slots__ = ("_items", "_limit")
 
-    def __init__(self, limit: int = 4096) -> None:
+    def __init__(self, limit: int = 16384) -> None:
         self._items: dict[int, tuple[Command, bytes]] = {}
         self._limit = limit
 
@@ -170,7 +174,9 @@ class EncodedCommands:
         items = self._items
         items[id(command)] = (command, data)
         if len(items) > self._limit:
-            del items[next(iter(items))]
+            # Drop the older half at once: deleting the oldest key one put at a time leaves the dict's
+            # entry table full of holes that every ``next(iter(items))`` scans again.
+            self._items = dict(list(items.items())[len(items) // 2 :])
 
 
 class SharedEncodingCodec:
@@ -184,10 +190,11 @@ class SharedEncodingCodec:
 
     def encode(self, command: Command) -> bytes:
         """Return the cached bytes of this object, or encode and cache them."""
-        data = self._cache.get(command)
-        if data is None:
-            data = self._inner.encode(command)
-            self._cache.put(command, data)
+        item = self._cache._items.get(id(command))
+        if item is not None and item[0] is command:
+            return item[1]
+        data = self._inner.encode(command)
+        self._cache.put(command, data)
         return data
 
     def decode(self, data: bytes) -> Command:
