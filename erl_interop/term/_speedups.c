@@ -686,6 +686,9 @@ Decoder_decode(Decoder *self, PyObject *const *args, Py_ssize_t nargs)
     PyMem_Free(s);
     PyBuffer_Release(&view);
     if (result == NULL) {
+        /* KeyboardInterrupt and the like (not an Exception) propagate. */
+        if (PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_Exception))
+            return NULL;
         /* Anything unusual: the pure-Python decoder gives the value or the exact error. */
         PyErr_Clear();
         Py_RETURN_NONE;
