@@ -326,7 +326,17 @@ dec_map(DState *s, Py_ssize_t *pos, int depth)
             return NULL;
         }
         for (i = 0; i < k; i++) {
-            if (PyDict_SetItem(dict, PyList_GET_ITEM(items, 2 * i), PyList_GET_ITEM(items, 2 * i + 1)) < 0) {
+            PyObject *key = PyList_GET_ITEM(items, 2 * i);
+            int rc;
+            if ((PyObject *)Py_TYPE(key) == d->Atom && SLOT(key, d->o_name) != NULL &&
+                PyUnicode_CheckExact(SLOT(key, d->o_name))) {
+                /* Atom.__hash__ is hash(self.name): skip the Python-level call. */
+                Py_hash_t h = PyObject_Hash(SLOT(key, d->o_name));
+                rc = h == -1 ? -1 : _PyDict_SetItem_KnownHash(dict, key, PyList_GET_ITEM(items, 2 * i + 1), h);
+            }
+            else
+                rc = PyDict_SetItem(dict, key, PyList_GET_ITEM(items, 2 * i + 1));
+            if (rc < 0) {
                 Py_DECREF(dict);
                 Py_DECREF(items);
                 return NULL;
