@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from pyra_dist.core.effects import Effect, PersistMeta, Reply, Stop, WrapReply
-from pyra_dist.core.events import Event, Tick, TriggerElection
+from pyra_dist.core.events import CommandBatch, CommandRequest, Event, Tick, TriggerElection
 from pyra_dist.server.effects import ServerStopped
 from pyra_dist.server.process import ServerProcess
 from pyra_dist.types import ServerId
@@ -88,3 +88,16 @@ async def test_a_stop_effect_ends_the_task_drops_later_mail_and_fails_pending_ca
     process.deliver(TriggerElection("late"))
     assert (process.stopped, interpreter.stopped, process.stop_reason) == (True, [("normal", True)], "normal")
     assert isinstance(call.exception(), Exception) and type(call.exception()).__name__ == "NoProc"
+
+
+async def test_consecutive_commands_of_a_burst_reach_the_core_as_one_command_batch() -> None:
+    one, two, three = (CommandRequest(data=n, system_time=10 * n) for n in (1, 2, 3))
+    tick = Tick(system_time=99)
+    process, core, _ = start({})
+    await asyncio.sleep(0)
+    for event in (one, two, tick, three):
+        process.deliver(event)
+    await asyncio.sleep(0.01)
+
+    assert core.handled == [CommandBatch(commands=(one, two), system_time=20), tick, three]
+    process.task.cancel()  # type: ignore[union-attr]
