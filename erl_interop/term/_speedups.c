@@ -328,6 +328,7 @@ dec_map(DState *s, Py_ssize_t *pos, int depth)
         for (i = 0; i < k; i++) {
             PyObject *key = PyList_GET_ITEM(items, 2 * i);
             int rc;
+#if PY_VERSION_HEX < 0x030D0000
             if ((PyObject *)Py_TYPE(key) == d->Atom && SLOT(key, d->o_name) != NULL &&
                 PyUnicode_CheckExact(SLOT(key, d->o_name))) {
                 /* Atom.__hash__ is hash(self.name): skip the Python-level call. */
@@ -335,6 +336,7 @@ dec_map(DState *s, Py_ssize_t *pos, int depth)
                 rc = h == -1 ? -1 : _PyDict_SetItem_KnownHash(dict, key, PyList_GET_ITEM(items, 2 * i + 1), h);
             }
             else
+#endif
                 rc = PyDict_SetItem(dict, key, PyList_GET_ITEM(items, 2 * i + 1));
             if (rc < 0) {
                 Py_DECREF(dict);
