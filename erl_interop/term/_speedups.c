@@ -511,6 +511,9 @@ dec(DState *s, Py_ssize_t *pos, int depth)
         return PyFloat_FromDouble(f);
     }
     case 110: case 111: { /* SMALL_BIG_EXT, LARGE_BIG_EXT */
+#if PY_VERSION_HEX >= 0x030D0000
+        return dec_general(s, pos, depth);
+#else
         int sign;
         Py_ssize_t start;
         if (tag == 110) {
@@ -540,6 +543,7 @@ dec(DState *s, Py_ssize_t *pos, int depth)
         if (v != NULL)
             *pos = start + n;
         return v;
+#endif
     }
     case 82: { /* ATOM_CACHE_REF in value position: true/false become bools */
         PyObject *name;
@@ -1042,9 +1046,15 @@ e_identifier(EState *s, PyObject *x, PyTypeObject *t)
     return 0;
 }
 
+static int e_python(EState *s, PyObject *x, int depth);
+
+/* SMALL_BIG_EXT / LARGE_BIG_EXT (uses CPython's private int <-> bytes API of 3.11/3.12). */
 static int
-e_big(EState *s, PyObject *x)
+e_big(EState *s, PyObject *x, int depth)
 {
+#if PY_VERSION_HEX >= 0x030D0000
+    return e_python(s, x, depth);
+#else
     PyObject *mag;
     int sign = 0, rc;
     size_t bits;
@@ -1083,6 +1093,7 @@ e_big(EState *s, PyObject *x)
     }
     Py_DECREF(mag);
     return rc;
+#endif
 }
 
 /* The elements of a dict in iteration order (keys and values alternating). */
@@ -1148,7 +1159,7 @@ enc(EState *s, PyObject *x, int depth)
         }
         if (!overflow && v >= -2147483648LL && v <= 2147483647LL)
             return e_hdr(s, 98, (Py_ssize_t)(uint32_t)(int32_t)v);
-        return e_big(s, x);
+        return e_big(s, x, depth);
     }
     if (t == &PyBytes_Type) {
         n = PyBytes_GET_SIZE(x);
