@@ -7,16 +7,17 @@ for ``--seconds`` (default 10 s) -> ops/s. Phase 2: one client runs ``process_co
 
 Then, in the same run (unless ``--skip-ra``), the same workload on real Ra 2.2.0: three ``erl`` nodes
 (three OS processes, OTP 25, each with its own Ra data dir and WAL, fsync on), one 3-member cluster of a
-``{simple, fun(_C, S) -> S + 1 end, 0}`` machine. The load generator runs inside the first node
-(evaluated with erl_eval, so it is interpreted: a slight handicap for Ra): 5 client processes keep 500
-``ra:pipeline_command``s of a 256-byte binary in flight each, then one process times
-``ra:process_command`` back to back. The pyra cluster runs first and is stopped before the Erlang nodes
-start, so the two never compete for the CPU.
+``{simple, fun pyra_ra_bench:apply/2, 0}`` machine (``S + 1``). The load generator runs inside the first
+node: 5 client processes keep 500 ``ra:pipeline_command``s of a 256-byte binary in flight each, then one
+process times ``ra:process_command`` back to back. Machine and clients are a small module compiled from
+source in each node (``compile:forms``, nothing written to disk); ``--ra-eval`` runs the same load
+generator interpreted by erl_eval with an erl_eval closure as the machine instead. The pyra cluster
+runs first and is stopped before the Erlang nodes start, so the two never compete for the CPU.
 
 The last line is ``throughput: pyra ops/s=... p50_ms=... p99_ms=... ra ops/s=... p50_ms=... p99_ms=...``
 (pyra: three members in ONE Python process; ra: three members in three BEAM processes).
 
-Run: ``python bench/throughput.py [--seconds 10] [--profile] [--skip-ra]``.
+Run: ``python bench/throughput.py [--seconds 10] [--profile] [--skip-ra] [--ra-eval]``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import asyncio
 import cProfile
 import os
 import pstats
+import re
 import statistics
 import tempfile
 import time
@@ -182,8 +184,75 @@ Lats = Lat([], erlang:monotonic_time(microsecond) + __LAT_MS__ * 1000),
 """
 
 
-def bench_ra(seconds: float) -> tuple[float, float, float]:
-    """The same workload on a real Ra 2.2.0 cluster of three erl nodes; returns (ops/s, p50 ms, p99 ms)."""
+# ra_bench's client and machine as a compiled module (loaded on every Erlang node from source with
+# compile:forms, so no .beam file is written): `apply/2` is the machine of `{simple, Fun, 0}`, `run/4`
+# spawns the pipelining clients, `latency/3` times back-to-back process_command calls. No `%` comments
+# and no double quotes: the source travels as one line inside an Erlang string.
+_RA_BENCH_MODULE = """
+-module(pyra_ra_bench).
+-export([apply/2, run/4, latency/3]).
+apply(_Cmd, S) -> S + 1.
+run(Leader, Payload, Ms, NClients) ->
+    Parent = self(),
+    Deadline = erlang:monotonic_time(millisecond) + Ms,
+    T0 = erlang:monotonic_time(microsecond),
+    Pids = [spawn_link(fun() -> start(Parent, Leader, Payload, Deadline, K) end)
+            || K <- lists:seq(1, NClients)],
+    Counts = [receive {done, P, N} -> N end || P <- Pids],
+    {Counts, erlang:monotonic_time(microsecond) - T0}.
+start(Parent, Leader, Payload, Deadline, K) ->
+    [ok = ra:pipeline_command(Leader, Payload, {K, C}, normal) || C <- lists:seq(1, 500)],
+    Parent ! {done, self(), client(Leader, Payload, Deadline, 500, 0)}.
+client(L, Payload, Deadline, Out, Applied) ->
+    receive
+        {ra_event, _, {applied, Replies}} ->
+            N = length(Replies),
+            case erlang:monotonic_time(millisecond) < Deadline of
+                true ->
+                    [ok = ra:pipeline_command(L, Payload, C, normal) || {C, _} <- Replies],
+                    client(L, Payload, Deadline, Out, Applied + N);
+                false when Out =:= N -> Applied + N;
+                false -> client(L, Payload, Deadline, Out - N, Applied + N)
+            end;
+        {ra_event, _, {rejected, {not_leader, NewL, C}}} ->
+            L2 = case NewL of undefined -> L; _ -> NewL end,
+            ok = ra:pipeline_command(L2, Payload, C, normal),
+            client(L2, Payload, Deadline, Out, Applied)
+    after 30000 -> exit({stuck, Out, Applied})
+    end.
+latency(Leader, Payload, Ms) ->
+    Lats = lists:sort(lat(Leader, Payload, erlang:monotonic_time(microsecond) + Ms * 1000, [])),
+    Len = length(Lats),
+    {Len, lists:nth(Len div 2 + 1, Lats), lists:nth(min(Len, Len * 99 div 100 + 1), Lats)}.
+lat(Leader, Payload, End, Acc) ->
+    S = erlang:monotonic_time(microsecond),
+    case S < End of
+        true ->
+            {ok, _, _} = ra:process_command(Leader, Payload),
+            lat(Leader, Payload, End, [erlang:monotonic_time(microsecond) - S | Acc]);
+        false -> Acc
+    end.
+"""
+
+_COMPILE = (
+    '{ok, Toks, _} = erl_scan:string("__SRC__"), '
+    "Split = fun Sp([], _, Out) -> lists:reverse(Out); "
+    "Sp([{dot, _} = D | T], Acc, Out) -> Sp(T, [], [lists:reverse([D | Acc]) | Out]); "
+    "Sp([H | T], Acc, Out) -> Sp(T, [H | Acc], Out) end, "
+    "Forms = [begin {ok, F} = erl_parse:parse_form(Ts), F end || Ts <- Split(Toks, [], [])], "
+    "{ok, Mod, Bin} = compile:forms(Forms), "
+    '{module, Mod} = code:load_binary(Mod, "pyra_ra_bench.erl", Bin).'
+)
+
+
+def bench_ra(seconds: float, eval_client: bool = False) -> tuple[float, float, float]:
+    """The same workload on a real Ra 2.2.0 cluster of three erl nodes; returns (ops/s, p50 ms, p99 ms).
+
+    Args:
+        seconds: length of the pipelined phase (the latency phase lasts ``min(seconds, 5)``).
+        eval_client: drive Ra with the erl_eval load generator and an erl_eval closure as the machine
+            instead of the compiled ``pyra_ra_bench`` module (interpreted: slower for Ra).
+    """
     cookie = uuid.uuid4().hex
     tag = uuid.uuid4().hex[:6]
     with tempfile.TemporaryDirectory(prefix="ra-bench-", dir=os.environ.get("PYRA_BENCH_DIR")) as data_dir:
@@ -201,11 +270,18 @@ def bench_ra(seconds: float) -> tuple[float, float, float]:
                 peer.start()
                 peer.eval("{ok, _} = application:ensure_all_started(ra).")
                 peer.eval("{ok, _} = ra_system:start_default().")
+                if not eval_client:
+                    src = " ".join(_RA_BENCH_MODULE.split())
+                    peer.eval(_COMPILE.replace("__SRC__", src), timeout=60)
             first = peers[0]
             for peer in peers[1:]:
                 first.eval(f"pong = net_adm:ping('{peer.node}').")
             ids = ", ".join(f"{{bench, '{peer.node}'}}" for peer in peers)
-            machine = "{simple, fun(_C, S) -> S + 1 end, 0}"
+            machine = (
+                "{simple, fun(_C, S) -> S + 1 end, 0}"
+                if eval_client
+                else "{simple, fun pyra_ra_bench:apply/2, 0}"
+            )
             first.eval(f"{{ok, _, []}} = ra:start_cluster(default, bench, {machine}, [{ids}]).", timeout=60)
             # Make the first node's server the leader, so the load generator talks to a local leader
             # (as the pyra bench's client does).
@@ -216,16 +292,24 @@ def bench_ra(seconds: float) -> tuple[float, float, float]:
                 "{ok, _, Me} -> ok; _ -> timer:sleep(100), W(K - 1) end end, ok = WaitLeader(100).",
                 timeout=60,
             )
-            expr = _RA_LOAD.replace("__MS__", str(int(seconds * 1000))).replace(
-                "__LAT_MS__", str(int(min(seconds, 5.0) * 1000))
-            )
-            text = first.eval(expr, timeout=seconds * 3 + 120)
+            ms = int(seconds * 1000)
+            lat_ms = int(min(seconds, 5.0) * 1000)
+            if eval_client:
+                expr = _RA_LOAD.replace("__MS__", str(ms)).replace("__LAT_MS__", str(lat_ms))
+                text = first.eval(expr, timeout=seconds * 3 + 120)
+            else:
+                payload = "binary:copy(<<7>>, 256)"
+                text = first.eval(
+                    f"pyra_ra_bench:run({{bench, node()}}, {payload}, {ms}, 5).", seconds * 3 + 60
+                )
+                text += first.eval(f"pyra_ra_bench:latency({{bench, node()}}, {payload}, {lat_ms}).", 120)
         finally:
             for peer in peers:
                 peer.stop()
-    counts_text, rest = text.strip("{").split("],", 1)
-    counts = [int(c) for c in counts_text.strip("[").split(",")]
-    elapsed_us, n_lat, p50_us, p99_us = (int(v) for v in rest.strip(" }").split(","))
+    # Both forms read {[C1, ..., C5], ElapsedUs, ...} then {NLat, P50Us, P99Us}: take the integers in order.
+    numbers = [int(n) for n in re.findall(r"\d+", text)]
+    counts = numbers[:5]
+    elapsed_us, n_lat, p50_us, p99_us = numbers[5:9]
     ops = sum(counts) / (elapsed_us / 1e6)
     print(
         f"ra 2.2.0 pipelined: {sum(counts)} commands in {elapsed_us / 1e6:.2f} s; "
@@ -234,12 +318,12 @@ def bench_ra(seconds: float) -> tuple[float, float, float]:
     return ops, p50_us / 1000, p99_us / 1000
 
 
-def main(seconds: float, profile: bool, skip_ra: bool) -> None:
+def main(seconds: float, profile: bool, skip_ra: bool, ra_eval: bool) -> None:
     """Run both benchmarks and print the summary line."""
     ops, p50, p99 = asyncio.run(bench_pyra(seconds, profile))
     line = f"throughput: pyra ops/s={ops:.0f} p50_ms={p50:.2f} p99_ms={p99:.2f}"
     if not skip_ra:
-        ra_ops, ra_p50, ra_p99 = bench_ra(seconds)
+        ra_ops, ra_p50, ra_p99 = bench_ra(seconds, ra_eval)
         line += f" ra ops/s={ra_ops:.0f} p50_ms={ra_p50:.2f} p99_ms={ra_p99:.2f}"
     print(line)
 
@@ -249,5 +333,6 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--skip-ra", action="store_true", help="only the pyra cluster")
+    parser.add_argument("--ra-eval", action="store_true", help="drive Ra from erl_eval, not compiled code")
     args = parser.parse_args()
-    main(args.seconds, args.profile, args.skip_ra)
+    main(args.seconds, args.profile, args.skip_ra, args.ra_eval)
