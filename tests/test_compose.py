@@ -252,7 +252,9 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.erlang
-def test_launcher_forms_the_mixed_cluster_smoke_tests_it_and_stops_every_node(tmp_path: Path) -> None:
+def test_launcher_forms_the_mixed_cluster_smoke_tests_it_stops_every_node_and_restarts_it_from_volumes(
+    tmp_path: Path,
+) -> None:
     cookie = "c" + secrets.token_hex(8)
     suffix = "cmp" + secrets.token_hex(3)
     env = {**os.environ, "ERLANG_COOKIE": cookie, "PYTHONUNBUFFERED": "1"}
@@ -316,3 +318,23 @@ def test_launcher_forms_the_mixed_cluster_smoke_tests_it_and_stops_every_node(tm
     names = subprocess.run(["epmd", "-names"], capture_output=True, text=True, timeout=10, check=False)
     assert suffix not in names.stdout
     assert sorted(p.name for p in (tmp_path / "volumes").iterdir()) == [f"{n}-data" for n in sorted(NODES)]
+    # Second `up` on the same volumes: every server (Erlang and Python) restarts from its data
+    # dir, the one-shot finds the cluster instead of forming it, and the state carries on.
+    again = subprocess.run(
+        [*argv, "--work-dir", str(tmp_path)], env=env, capture_output=True, text=True, timeout=90, check=False
+    )
+    assert again.returncode == 0, again.stdout[-4000:]
+    assert re.search(
+        r"^form\s+\| form: cluster smoke already has servers running on \[.*\] "
+        r"\(restarted from their data dirs\): not formed again$",
+        again.stdout,
+        re.M,
+    ), again.stdout
+    for name in ("ra1", "ra2", "ra3"):
+        assert f"{name.ljust(4)} | restarted smoke: ok" in again.stdout.splitlines()
+    for name in ("py1", "py2"):
+        assert (
+            f"{name.ljust(4)} | restarted smoke from {tmp_path}/volumes/{name}-data/{name}{suffix}@127.0.0.1"
+            in (again.stdout.splitlines())
+        )
+    assert re.search(r"smoke test passed: 5 members \(3 Erlang, 2 Python\), .* state 26$", again.stdout, re.M)

@@ -176,17 +176,21 @@ form(ClusterName, ErlangNames, PythonNames) ->
     wait_for_nodes(Nodes, erlang:monotonic_time(millisecond) + ?WAIT_MS),
     say("all ~b nodes answer ping: ~9999p", [length(Nodes), Nodes]),
     Machine = {simple, fun erlang:'+'/2, 0},
-    case ra:members(Ids, 2000) of
-        {ok, Members, Leader} ->
-            say("cluster ~9999p already formed: members ~9999p, leader ~9999p", [Cluster, Members, Leader]);
-        _ ->
+    % Servers already running (restarted from the volumes by `node` / `pyra node`): the
+    % cluster exists; otherwise form it.
+    case [Id || Id <- Ids, element(1, catch ra:ping(Id, 2000)) =:= pong] of
+        [] ->
             case ra:start_cluster(default, Cluster, Machine, Ids) of
                 {ok, Started, []} ->
                     say("ra:start_cluster(default, ~9999p, ~9999p, ~9999p) -> started ~9999p",
                         [Cluster, Machine, Ids, Started]);
                 Error ->
-                    fail("ra:start_cluster(default, ~9999p, ~9999p, ~9999p) -> ~9999p", [Cluster, Machine, Ids, Error])
-            end
+                    fail("ra:start_cluster(default, ~9999p, ~9999p, ~9999p) -> ~9999p",
+                         [Cluster, Machine, Ids, Error])
+            end;
+        Running ->
+            say("cluster ~9999p already has servers running on ~9999p (restarted from their data "
+                "dirs): not formed again", [Cluster, [N || {_, N} <- Running]])
     end,
     try smoke(Cluster, Erlang, Python) of
         {State, Leader2} ->
@@ -239,10 +243,11 @@ smoke(C, [E1 | _] = Erlang, [P1 | _] = Python) ->
     P2 = lists:last(Python),
     Ids = [{C, N} || N <- Erlang ++ Python],
     Sorted = lists:sort(Ids),
-    % The state before this run (0 on a fresh cluster; more when the volumes kept one).
-    {ok, S0, _} = check("ra:consistent_query(Members, fun(S) -> S end)",
-                        fun() -> ra:consistent_query(Ids, fun(S) -> S end) end,
-                        fun({ok, S, _}) -> is_integer(S) end),
+    % The state before this run (0 on a fresh cluster; more when the volumes kept one). After
+    % a restart the members may still be electing a leader: poll.
+    {ok, S0, _} = eventually("ra:consistent_query(Members, fun(S) -> S end)",
+                             fun() -> ra:consistent_query(Ids, fun(S) -> S end, 2000) end,
+                             fun({ok, S, _}) -> is_integer(S) end),
     check(fmt("ra:process_command(~9999p, 5) (an Erlang member)", [{C, E1}]),
           fun() -> ra:process_command({C, E1}, 5, 10000) end,
           fun({ok, S, L}) -> S =:= S0 + 5 andalso lists:member(L, Ids) end),
