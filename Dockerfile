@@ -31,9 +31,8 @@ RUN apt-get update \
 COPY pyproject.toml setup.py README.md ./
 COPY erl_interop/ erl_interop/
 COPY pyra_dist/ pyra_dist/
-# setup.py builds the optional C codec (erl_interop.term._speedups) with gcc; then drop the compiler.
+# setup.py builds the optional C codec (erl_interop.term._speedups) with gcc (skipped without one).
 RUN python3 -m venv /opt/venv \
- && /opt/venv/bin/pip install --no-cache-dir . \
- && apt-get purge -y --auto-remove gcc libc6-dev python3-dev
+ && /opt/venv/bin/pip install --no-cache-dir .
 ENV PATH=/opt/venv/bin:$PATH
 CMD ["pyra", "node", "--name", "py1@py1.pyra", "--cookie", "set-a-cookie", "--data-dir", "/data"]
