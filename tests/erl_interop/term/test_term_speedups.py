@@ -167,7 +167,7 @@ def encode_to_bytes(term: Any) -> bytes:
     return bytes(out)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(terms)
 def test_c_and_python_encode_and_decode_random_terms_identically(term: Any) -> None:
     fast, slow = both(partial(term_to_binary, term))
@@ -181,7 +181,7 @@ def test_c_and_python_encode_and_decode_random_terms_identically(term: Any) -> N
         assert fast == slow
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(terms, st.data())
 def test_c_and_python_agree_on_mutated_encodings(term: Any, data: st.DataObject) -> None:
     for blob in encodings(term)[:3]:
@@ -202,7 +202,7 @@ def test_c_and_python_agree_on_mutated_encodings(term: Any, data: st.DataObject)
         assert fast == slow
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.lists(st.sampled_from([*NODES, Atom("true"), Atom("x")]), min_size=1, max_size=4), st.data())
 def test_c_and_python_resolve_atom_cache_refs_identically(cache: list[Atom], data: st.DataObject) -> None:
     idx = data.draw(st.integers(0, 5))
