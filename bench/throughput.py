@@ -17,7 +17,7 @@ runs first and is stopped before the Erlang nodes start, so the two never compet
 The last line is ``throughput: pyra ops/s=... p50_ms=... p99_ms=... ra ops/s=... p50_ms=... p99_ms=...``
 (pyra: three members in ONE Python process; ra: three members in three BEAM processes).
 
-Run: ``python bench/throughput.py [--seconds 10] [--profile] [--skip-ra] [--ra-eval]``.
+Run: ``python bench/throughput.py [--seconds 10] [--profile] [--skip-ra] [--ra-eval] [--tune-gc]``.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import os
 import pstats
 import re
@@ -334,5 +335,12 @@ if __name__ == "__main__":
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--skip-ra", action="store_true", help="only the pyra cluster")
     parser.add_argument("--ra-eval", action="store_true", help="drive Ra from erl_eval, not compiled code")
+    parser.add_argument(
+        "--tune-gc",
+        action="store_true",
+        help="raise the cyclic GC's gen-0 threshold (an application-level setting pyra never makes itself)",
+    )
     args = parser.parse_args()
+    if args.tune_gc:
+        gc.set_threshold(100_000, 50, 1000)
     main(args.seconds, args.profile, args.skip_ra, args.ra_eval)
