@@ -17,7 +17,12 @@ runs first and is stopped before the Erlang nodes start, so the two never compet
 The last line is ``throughput: pyra ops/s=... p50_ms=... p99_ms=... ra ops/s=... p50_ms=... p99_ms=...``
 (pyra: three members in ONE Python process; ra: three members in three BEAM processes).
 
-Run: ``python bench/throughput.py [--seconds 10] [--profile] [--skip-ra] [--ra-eval] [--tune-gc]``.
+With ``--pyra-nodes`` a third configuration follows: the three pyra members in three ``pyra node``
+OS processes joined by Erlang distribution, formed and driven from an Erlang node (``pyra_nodes`` in
+the last line; see ``bench_pyra_nodes``).
+
+Run: ``python bench/throughput.py [--seconds 10] [--profile] [--skip-ra] [--ra-eval] [--pyra-nodes]
+[--tune-gc]``.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ import os
 import pstats
 import re
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -319,13 +326,95 @@ def bench_ra(seconds: float, eval_client: bool = False) -> tuple[float, float, f
     return ops, p50_us / 1000, p99_us / 1000
 
 
-def main(seconds: float, profile: bool, skip_ra: bool, ra_eval: bool) -> None:
-    """Run both benchmarks and print the summary line."""
+def bench_pyra_nodes(seconds: float) -> tuple[float, float, float]:
+    """Three ``pyra node`` OS processes joined by Erlang distribution, driven by an Erlang client node.
+
+    The cluster is formed with ``ra:start_cluster`` from a real OTP node (Ra 2.2.0 loaded) on the three
+    Python nodes, with ``{simple, fun maps:merge/2, #{}}`` as the machine (a Python twin exists) and
+    ``#{a => <<256 bytes>>}`` as the command; the same compiled ``pyra_ra_bench`` clients drive it. Every
+    command crosses distribution (ETF) from the client to the leader and from the leader to both followers.
+
+    Returns:
+        (ops/s, p50 ms, p99 ms).
+    """
+    cookie = uuid.uuid4().hex
+    tag = uuid.uuid4().hex[:6]
+    names = [f"pyrabench{k}_{tag}@127.0.0.1" for k in (1, 2, 3)]
+    with tempfile.TemporaryDirectory(prefix="pyra-nodes-", dir=os.environ.get("PYRA_BENCH_DIR")) as data_dir:
+        procs: list[subprocess.Popen[bytes]] = []
+        try:
+            for k, name in enumerate(names):
+                args = [
+                    "node",
+                    "--name",
+                    name,
+                    "--cookie",
+                    cookie,
+                    "--data-dir",
+                    f"{data_dir}/{k}",
+                    "--visible",
+                ]
+                procs.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "pyra_dist", *args],
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
+            for proc in procs:
+                assert proc.stdout is not None
+                line = proc.stdout.readline().decode()
+                if not line.startswith("ready"):
+                    raise RuntimeError(f"pyra node did not start: {line!r}")
+            with ErlPeer(
+                f"pyrabenchdrv_{tag}",
+                cookie,
+                long_names=True,
+                code_path=ra_ebin_dirs(),
+                extra_args=["-ra", "data_dir", f'"{data_dir}/driver"'],
+            ) as driver:
+                driver.eval("{ok, _} = application:ensure_all_started(ra).")
+                driver.eval(_COMPILE.replace("__SRC__", " ".join(_RA_BENCH_MODULE.split())), timeout=60)
+                for name in names:
+                    driver.eval(f"pong = net_adm:ping('{name}').")
+                ids = ", ".join(f"{{bench, '{name}'}}" for name in names)
+                machine = "{simple, fun maps:merge/2, #{}}"
+                driver.eval(
+                    f"{{ok, _, []}} = ra:start_cluster(default, bench, {machine}, [{ids}]).", timeout=60
+                )
+                driver.eval(f"{{ok, _, L}} = ra:process_command({{bench, '{names[0]}'}}, #{{}}).", timeout=60)
+                payload = "#{a => binary:copy(<<7>>, 256)}"
+                ms = int(seconds * 1000)
+                text = driver.eval(f"pyra_ra_bench:run(L, {payload}, {ms}, 5).", seconds * 3 + 60)
+                lat_ms = int(min(seconds, 5.0) * 1000)
+                text += driver.eval(f"pyra_ra_bench:latency(L, {payload}, {lat_ms}).", 120)
+        finally:
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+    numbers = [int(n) for n in re.findall(r"\d+", text)]
+    elapsed_us, n_lat, p50_us, p99_us = numbers[5:9]
+    print(
+        f"pyra nodes pipelined: {sum(numbers[:5])} commands in {elapsed_us / 1e6:.2f} s; "
+        f"blocking: {n_lat} calls"
+    )
+    return sum(numbers[:5]) / (elapsed_us / 1e6), p50_us / 1000, p99_us / 1000
+
+
+def main(seconds: float, profile: bool, skip_ra: bool, ra_eval: bool, nodes: bool) -> None:
+    """Run the benchmarks and print the summary line."""
     ops, p50, p99 = asyncio.run(bench_pyra(seconds, profile))
     line = f"throughput: pyra ops/s={ops:.0f} p50_ms={p50:.2f} p99_ms={p99:.2f}"
     if not skip_ra:
         ra_ops, ra_p50, ra_p99 = bench_ra(seconds, ra_eval)
         line += f" ra ops/s={ra_ops:.0f} p50_ms={ra_p50:.2f} p99_ms={ra_p99:.2f}"
+    if nodes:
+        mp_ops, mp_p50, mp_p99 = bench_pyra_nodes(seconds)
+        line += f" pyra_nodes ops/s={mp_ops:.0f} p50_ms={mp_p50:.2f} p99_ms={mp_p99:.2f}"
     print(line)
 
 
@@ -336,6 +425,11 @@ if __name__ == "__main__":
     parser.add_argument("--skip-ra", action="store_true", help="only the pyra cluster")
     parser.add_argument("--ra-eval", action="store_true", help="drive Ra from erl_eval, not compiled code")
     parser.add_argument(
+        "--pyra-nodes",
+        action="store_true",
+        help="also run three `pyra node` processes over Erlang distribution (Erlang client node)",
+    )
+    parser.add_argument(
         "--tune-gc",
         action="store_true",
         help="raise the cyclic GC's gen-0 threshold (an application-level setting pyra never makes itself)",
@@ -343,4 +437,4 @@ if __name__ == "__main__":
     args = parser.parse_args()
     if args.tune_gc:
         gc.set_threshold(100_000, 50, 1000)
-    main(args.seconds, args.profile, args.skip_ra, args.ra_eval)
+    main(args.seconds, args.profile, args.skip_ra, args.ra_eval, args.pyra_nodes)
