@@ -10,7 +10,8 @@ Public API (stable; see each module's docstring):
 * ``core.messages``: Ra's server-to-server records (``AppendEntriesRpc`` ... ``InstallSnapshotResult``,
   ``TryBecomeLeader``), field order = Ra's tuple order.
 * ``core.events``: the ``Event`` union (inputs), incl. ``PeerMessage(sender, msg, call)``,
-  ``CommandRequest``, ``TimerFired``, ``Tick``, ``LogWritten(from_index, to_index, term)``.
+  ``CommandRequest`` (and ``CommandBatch``, several at once), ``TimerFired``, ``Tick``,
+  ``LogWritten(from_index, to_index, term)``.
 * ``core.effects``: the ``Effect`` union (outputs) and the interpreter contract (ordering,
   synchronous ``PersistMeta``/``InstallSnapshot``, async ``AppendToLog`` -> ``LogWritten``).
 * ``core.log_view``: ``LogView`` Protocol (read-only), ``InMemoryLogView``, ``SnapshotCodec``.

@@ -10,6 +10,8 @@ finishes it before the next effect), exactly like Ra's dets write before a vote 
 Mapping to Ra 2.2.0's gen_statem events (ra-internals §4):
 ``CommandRequest``        ``{leader_call, {command, Prio, {'$usr', C, Mode}}}`` (``from_`` set) or the
                           cast ``{command, Prio, {'$usr', C, Mode}}`` (``from_`` None)
+``CommandBatch``          ``{commands, Cmds}``: consecutive commands of one mailbox burst (drivers may
+                          batch them; handling equals handling each in turn, replication happens once)
 ``JoinRequest``           ``{leader_call, {command, normal, {'$ra_join', Id, Mode}}}``
 ``LeaveRequest``          ``{leader_call, {command, normal, {'$ra_leave', Id, Mode}}}``
 ``DeleteClusterRequest``  ``{leader_call, {command, normal, {'$ra_cluster', delete, await_consensus}}}``
