@@ -193,11 +193,8 @@ class DistTransport:
         return proc.pid
 
     def server_started(self, server: ServerProcess) -> None:
-        """A server of this system started: register it for Erlang at once.
-
-        (``System`` does not call this yet; servers started by ``ra_server_sup_sup`` rpcs are
-        attached by the services and every other server on its first send.)
-        """
+        """A server of this system started: register it for Erlang at once (``System._launch``
+        calls this, so servers started from Python are reachable before their first send)."""
         self.attach(server)
 
     def pid_of(self, name: str) -> Pid | None:

@@ -462,6 +462,7 @@ class System:
         entry = self.leaderboard.setdefault(config.cluster_name, LeaderboardEntry(None, process.members))
         entry.members = process.members
         process.task = self._tg.create_task(process.run(initial), name=f"ra-server-{config.server_id}")
+        self.transport.server_started(process)
         self._tick_s = config.tick_timeout_ms / 1000.0
 
     async def stop_server(self, name: str) -> None:

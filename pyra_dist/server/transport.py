@@ -140,6 +140,9 @@ class PeerTransport(Protocol):
     def server_down(self, server_id: ServerId, reason: object) -> None:
         """A server of this system stopped with ``reason``: fire every monitor on it, wherever it is."""
 
+    def server_started(self, server: ServerProcess) -> None:
+        """A server of this system started: make it reachable from every peer at once."""
+
     async def call(self, to: ServerId, make_event: Callable[[From], Event], timeout: float) -> object:
         """Make a client gen call to server ``to``; returns the raw reply (a core ``ClientReply``).
 
@@ -351,6 +354,9 @@ class LocalTransport:
         """See ``PeerTransport.server_down``."""
         for transport in self._network.transports():
             transport.fire_monitors(server_id, reason)
+
+    def server_started(self, server: ServerProcess) -> None:
+        """See ``PeerTransport.server_started``: local servers are reachable through the network map."""
 
     def fire_monitors(self, server_id: ServerId, reason: object) -> None:
         """Deliver ``PeerDown`` to this system's processes that monitor ``server_id``."""
