@@ -416,6 +416,12 @@ def main(seconds: float, profile: bool, skip_ra: bool, ra_eval: bool, nodes: boo
         mp_ops, mp_p50, mp_p99 = bench_pyra_nodes(seconds)
         line += f" pyra_nodes ops/s={mp_ops:.0f} p50_ms={mp_p50:.2f} p99_ms={mp_p99:.2f}"
     print(line)
+    # The summary format, last.
+    if not skip_ra:
+        print(
+            f"throughput: pyra={ops:.0f} ops/s ra={ra_ops:.0f} ops/s ratio={(ops / ra_ops) if ra_ops else 0.0:.2f} "
+            f"pyra_p50_ms={p50:.2f} pyra_p99_ms={p99:.2f} ra_p50_ms={ra_p50:.2f} ra_p99_ms={ra_p99:.2f}"
+        )
 
 
 if __name__ == "__main__":
