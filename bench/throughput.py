@@ -418,8 +418,9 @@ def main(seconds: float, profile: bool, skip_ra: bool, ra_eval: bool, nodes: boo
     print(line)
     # The summary format, last.
     if not skip_ra:
+        ratio = ops / ra_ops if ra_ops else 0.0
         print(
-            f"throughput: pyra={ops:.0f} ops/s ra={ra_ops:.0f} ops/s ratio={(ops / ra_ops) if ra_ops else 0.0:.2f} "
+            f"throughput: pyra={ops:.0f} ops/s ra={ra_ops:.0f} ops/s ratio={ratio:.2f} "
             f"pyra_p50_ms={p50:.2f} pyra_p99_ms={p99:.2f} ra_p50_ms={ra_p50:.2f} ra_p99_ms={ra_p99:.2f}"
         )
 
