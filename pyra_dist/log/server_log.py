@@ -212,10 +212,13 @@ class ServerLog:
         if last_index >= self.last_index:
             return
         last_index = max(last_index, self.first_index - 1)
+        # log_end first: the segment writer places the flushed tombstone just above log_end, and
+        # it may flush this truncation before ``Wal.truncate`` returns; a stale (higher) log_end
+        # would leave the discarded entries in segments, to be resurrected by recovery.
+        self._store.log_end = last_index
         self._store.memtable.truncate_from(last_index + 1)
         self._store.segments.truncate_from(last_index + 1)
         self._wal.truncate(self.uid, last_index)
-        self._store.log_end = last_index
         self.last_index = last_index
         self._barrier(last_index)
 
@@ -328,6 +331,9 @@ class ServerLog:
 
     def _reset_to_snapshot(self, meta: SnapshotMetaRecord) -> None:
         store = self._store
+        # Before the WAL truncation: its flush (possibly before wait_durable returns) puts the
+        # segment tombstone at log_end + 1, which must be meta.index + 1, not the replaced end.
+        store.log_end = meta.index
         store.memtable.clear()
         store.segments.truncate_from(meta.index + 1)
         if self.last_index > meta.index:

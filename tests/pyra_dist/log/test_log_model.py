@@ -77,6 +77,23 @@ def test_disk_log_matches_a_naive_model_under_random_operations(operations: list
     check_against_model(operations)
 
 
+def test_snapshot_install_below_an_overwritten_suffix_survives_a_restart() -> None:
+    # The lead's falsifying example: the install's WAL truncation rolls the WAL over, and its
+    # flush must place the segment tombstone at the snapshot, not above the replaced entries.
+    check_against_model(
+        [
+            ("append", 1),
+            ("append", 1),
+            ("append", 1),
+            ("append", 1),
+            ("append", 2),
+            ("overwrite", 0),
+            ("install", -4),
+            ("restart", 0),
+        ]
+    )
+
+
 @pytest.mark.slow
 @settings(max_examples=400, deadline=None)
 @given(ops)
