@@ -8,8 +8,13 @@ edge": the core never sees an ``Atom``; this module is the only place that knows
 
 Must not: do I/O, pick envelopes (``'$gen_cast'``, gen calls, ``{FollowerId, Reply}``: see
 ``transport.py``) or accept shapes it cannot reproduce. Decoding is strict: an unknown record,
-an extra meta key (e.g. Ra main's ``voter_status``) or a wrong arity raises :class:`RecordError`,
-so a term from a newer Ra is refused, never silently altered (issue 6, point 7).
+an extra meta key or a wrong arity raises :class:`RecordError`, so a term from a newer Ra is
+refused, never silently altered (issue 6, point 7). The shapes that only Ra main (3.x) sends
+(ra-internals §10: ``info_rpc``/``info_reply``, pre-vote protocol versions above 1, the
+``{0, init}``/``{0, pre}`` snapshot phases, ``voter_status``/``machine_version`` in cluster maps,
+main-only peer statuses and reply modes, the ``election_timeout`` transfer cast) raise its
+subclass :class:`UnsupportedRaVersion`, whose message names the peer and what pyra does about it
+(the version policy and its log: ``versions.py``, docs/ra-versions.md).
 
 Round trip: for every term ``t`` a real Ra 2.2.0 produces, ``x_to_term(x_from_term(t)) == t``
 (tests/interop/test_ra_records.py checks this against live captures). Maps are rebuilt with their
@@ -18,11 +23,13 @@ keys in Erlang term order, which is the order OTP 25 writes small maps in.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from typing import Final, cast
 
 from erl_interop.term import Atom, Map, Term
 from pyra_dist.core.messages import (
+    RA_PROTO_VERSION,
     AppendEntriesReply,
     AppendEntriesRpc,
     ChunkState,
@@ -58,7 +65,10 @@ from pyra_dist.types import (
 )
 
 __all__ = [
+    "ENTRIES_REFUSED",
+    "SPOKEN_RA_VERSION",
     "RecordError",
+    "UnsupportedRaVersion",
     "atom_text",
     "command_from_term",
     "command_to_term",
@@ -85,6 +95,124 @@ class RecordError(ValueError):
         self.term = term
 
 
+SPOKEN_RA_VERSION: Final = "2.2.0"
+"""The Ra release whose wire records and client protocol pyra speaks (``RA_PROTO_VERSION`` 1)."""
+
+
+class UnsupportedRaVersion(RecordError):
+    """A term only a newer Ra (main, 3.x) sends: refused whole, before anything reaches the core.
+
+    The message states the peer-visible fact, the sender when the term names one, what pyra
+    speaks and what happens to the term, e.g. ``pre_vote_rpc protocol version 2 from
+    {s1,n1@host}: pyra speaks Ra 2.2.0 (protocol 1); vote refused (not answered)``. It never
+    contains the whole term (an append_entries_rpc or a snapshot chunk can be megabytes).
+
+    Attributes:
+        kind: a stable name of the refused feature (``info_rpc``, ``pre_vote_version``,
+            ``snapshot_phase``...), used with ``sender`` to rate-limit the log (``versions.py``).
+        fact: what arrived, in Erlang's words.
+        sender: the Ra server that sent it, when the term names one.
+        outcome: what pyra does instead of what the newer Ra expects.
+    """
+
+    def __init__(
+        self, kind: str, fact: str, term: object, *, sender: ServerId | None = None, outcome: str = "refused"
+    ) -> None:
+        who = f" from {erlang_text(server_id_to_term(sender))}" if sender is not None else ""
+        message = f"{fact}{who}: pyra speaks Ra {SPOKEN_RA_VERSION} (protocol {RA_PROTO_VERSION}); {outcome}"
+        ValueError.__init__(self, message)
+        self.what = kind
+        self.term = term
+        self.kind = kind
+        self.fact = fact
+        self.sender = sender
+        self.outcome = outcome
+
+    def carried_by(
+        self, carrier: str, sender: ServerId | None = None, outcome: str | None = None
+    ) -> UnsupportedRaVersion:
+        """The same refusal, seen from the term that carried it (``entry 7 carrying ...``).
+
+        Args:
+            carrier: what carried the refused term, e.g. ``entry 7`` or ``install_snapshot_rpc``.
+            sender: the server that sent the carrier (default: as before).
+            outcome: what happens to the carrier (default: as before).
+        """
+        return self._restate(f"{carrier} carrying {self.fact}", sender, outcome)
+
+    def sent_in(self, record: str, sender: ServerId | None, outcome: str) -> UnsupportedRaVersion:
+        """The same refusal, as part of a record from ``sender`` (``append_entries_rpc entry 7 ...``).
+
+        Args:
+            record: the record's name, e.g. ``append_entries_rpc``.
+            sender: the server that sent the record.
+            outcome: what happens to the record (``ENTRIES_REFUSED`` for an append_entries_rpc).
+        """
+        return self._restate(f"{record} {self.fact}", sender, outcome)
+
+    def _restate(self, fact: str, sender: ServerId | None, outcome: str | None) -> UnsupportedRaVersion:
+        return UnsupportedRaVersion(
+            self.kind,
+            fact,
+            self.term,
+            sender=sender if sender is not None else self.sender,
+            outcome=outcome if outcome is not None else self.outcome,
+        )
+
+
+ENTRIES_REFUSED: Final = "entries refused (not appended, not answered)"
+"""The outcome of an append_entries_rpc with an entry only Ra main writes: the whole rpc is dropped."""
+
+
+_PLAIN_ATOM: Final = re.compile(r"[a-z][A-Za-z0-9_@]*")
+_TEXT_LIMIT: Final = 120
+
+
+def erlang_text(term: object, limit: int = _TEXT_LIMIT) -> str:
+    """A short ``~p``-like text of a term for log lines (atoms quoted as Erlang prints them).
+
+    Containers are abbreviated past ``limit`` characters; binaries show their size only.
+    """
+    text = _erlang_text(term, limit)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _erlang_text(term: object, limit: int) -> str:
+    if type(term) is Atom:
+        name = term.name
+        return name if _PLAIN_ATOM.fullmatch(name) else "'" + name.replace("'", "\\'") + "'"
+    if type(term) is bool:
+        return "true" if term else "false"
+    if type(term) is int:
+        return str(term)
+    if type(term) is bytes:
+        return f"<<{len(term)} bytes>>"
+    if type(term) is tuple:
+        return "{" + _join(term, limit) + "}"
+    if type(term) is list:
+        return "[" + _join(term, limit) + "]"
+    if isinstance(term, Mapping):
+        parts = (f"{_erlang_text(k, limit)} => {_erlang_text(v, limit)}" for k, v in term.items())
+        return "#{" + _bounded(parts, limit) + "}"
+    return type(term).__name__
+
+
+def _join(items: tuple[object, ...] | list[object], limit: int) -> str:
+    return _bounded((_erlang_text(i, limit) for i in items), limit)
+
+
+def _bounded(parts: Iterable[str], limit: int) -> str:
+    out: list[str] = []
+    size = 0
+    for part in parts:
+        if size > limit:
+            out.append("...")
+            break
+        out.append(part)
+        size += len(part) + 1
+    return ",".join(out)
+
+
 # Record tags (src/ra.hrl, 2.2.0).
 APPEND_ENTRIES_RPC: Final = Atom("append_entries_rpc")
 APPEND_ENTRIES_REPLY: Final = Atom("append_entries_reply")
@@ -97,6 +225,17 @@ INSTALL_SNAPSHOT_RESULT: Final = Atom("install_snapshot_result")
 HEARTBEAT_RPC: Final = Atom("heartbeat_rpc")
 HEARTBEAT_REPLY: Final = Atom("heartbeat_reply")
 TRY_BECOME_LEADER: Final = Atom("try_become_leader")
+
+# Ra main (3.x) only (ra-internals §10), recognised so that they are refused with a clear reason.
+INFO_RPC: Final = Atom("info_rpc")
+INFO_REPLY: Final = Atom("info_reply")
+ELECTION_TIMEOUT: Final = Atom("election_timeout")
+VOTER_STATUS: Final = Atom("voter_status")
+INIT: Final = Atom("init")
+PRE: Final = Atom("pre")
+DISCONNECTED: Final = Atom("disconnected")
+SNAPSHOT_BACKOFF: Final = Atom("snapshot_backoff")
+SENDING_SNAPSHOT: Final = Atom("sending_snapshot")
 
 # Command tags (ra-internals §3.2).
 USR: Final = Atom("$usr")
@@ -245,6 +384,14 @@ def reply_mode_from_term(term: object) -> ReplyMode:
         return NO_REPLY
     if type(term) is tuple and len(term) == 3 and term[0] == NOTIFY:
         return NotifyReply(correlation=term[1], pid=term[2])
+    if type(term) is tuple and len(term) == 2 and term[0] == AWAIT_CONSENSUS_ATOM:
+        # main: {await_consensus, #{reply_from => leader | local | {member, Id}}} (ra.erl).
+        raise UnsupportedRaVersion(
+            "reply_mode",
+            f"reply mode {erlang_text(term)} (Ra main reply_from option)",
+            term,
+            outcome="command refused (not answered)",
+        )
     raise RecordError("reply mode", term)
 
 
@@ -291,8 +438,15 @@ def peer_state_from_term(term: object) -> PeerState:
     """The inverse of :func:`peer_state_to_term` (exactly the five 2.2.0 keys).
 
     Raises:
-        RecordError: missing or extra keys (Ra main's ``voter_status``, ``machine_version``).
+        UnsupportedRaVersion: Ra main's ``voter_status``/``machine_version`` keys or peer statuses.
+        RecordError: other missing or extra keys.
     """
+    if isinstance(term, Mapping):
+        for key, feature in ((VOTER_STATUS, "membership"), (MACHINE_VERSION, "machine version discovery")):
+            if key in term:
+                fact = f"a cluster map value with {key.name} (Ra main {feature})"
+                raise UnsupportedRaVersion("cluster_map", fact, term)
+        _refuse_main_status(term.get(STATUS))
     m = _map(term, _PEER_KEYS, frozenset(), "cluster map value")
     return PeerState(
         next_index=_int(m[NEXT_INDEX], "next_index"),
@@ -301,6 +455,21 @@ def peer_state_from_term(term: object) -> PeerState:
         query_index=_int(m[QUERY_INDEX], "query_index"),
         status=_status_from_term(m[STATUS]),
     )
+
+
+def _refuse_main_status(status: object) -> None:
+    # 2.2.0: normal | suspended | {sending_snapshot, Pid}; main adds disconnected,
+    # {snapshot_backoff, N} and {sending_snapshot, Pid, Attempt} (src/ra.hrl, ra_peer_status()).
+    main_only = status == DISCONNECTED or (
+        type(status) is tuple
+        and (
+            (len(status) == 2 and status[0] == SNAPSHOT_BACKOFF)
+            or (len(status) == 3 and status[0] == SENDING_SNAPSHOT)
+        )
+    )
+    if main_only:
+        fact = f"a cluster map value with peer status {erlang_text(status)} (Ra main)"
+        raise UnsupportedRaVersion("peer_status", fact, status)
 
 
 def cluster_to_term(cluster: Mapping[ServerId, PeerState]) -> Map:
@@ -379,7 +548,12 @@ def entry_from_term(term: object) -> Entry:
     """
     if type(term) is not tuple or len(term) != 3:
         raise RecordError("log entry", term)
-    return Entry(_int(term[0], "entry index"), _int(term[1], "entry term"), command_from_term(term[2]))
+    index = _int(term[0], "entry index")
+    try:
+        command = command_from_term(term[2])
+    except UnsupportedRaVersion as exc:
+        raise exc.carried_by(f"entry {index}") from None
+    return Entry(index, _int(term[1], "entry term"), command)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -405,8 +579,13 @@ def snapshot_meta_from_term(term: object) -> SnapshotMeta:
     """The inverse of :func:`snapshot_meta_to_term`.
 
     Raises:
-        RecordError: missing/extra keys, or a main-style ``cluster`` map.
+        UnsupportedRaVersion: a main-style ``cluster`` map (``#{Id => #{voter_status => ...}}``).
+        RecordError: missing/extra keys.
     """
+    if isinstance(term, Mapping) and isinstance(term.get(CLUSTER), Mapping):
+        raise UnsupportedRaVersion(
+            "snapshot_meta_cluster", "a snapshot meta whose cluster is a map (Ra main)", term
+        )
     m = _map(term, _SNAPSHOT_META_KEYS, frozenset(), "snapshot meta")
     cluster = m[CLUSTER]
     if type(cluster) is not list:
@@ -497,33 +676,78 @@ def _chunk_state_from_term(term: object) -> ChunkState:
         return ChunkState(number, "next")
     if term[1] == LAST:
         return ChunkState(number, "last")
-    # main's {0, init} / {0, pre} live-index phases do not exist in 2.2.0 (ra-internals §2.5).
+    if term[1] in (INIT, PRE):
+        # main's {0, init} / {0, pre} live-index phases do not exist in 2.2.0 (ra-internals §2.5).
+        fact = f"chunk state {erlang_text(term)} (Ra main live-index snapshot phase)"
+        raise UnsupportedRaVersion("snapshot_phase", fact, term)
     raise RecordError("2.2.0 snapshot chunk state", term)
+
+
+def _sender_in(term: Term, position: int) -> ServerId | None:
+    # The server id a record names (for a refusal's message), if that field is one.
+    try:
+        return server_id_from_term(term[position]) if type(term) is tuple and len(term) > position else None
+    except RecordError:
+        return None
+
+
+def _entries_from_term(entries: object, leader: ServerId) -> tuple[Entry, ...]:
+    if type(entries) is not list:
+        raise RecordError("append_entries_rpc entries", entries)
+    try:
+        return tuple([entry_from_term(e) for e in entries])
+    except UnsupportedRaVersion as exc:
+        raise exc.sent_in("append_entries_rpc", leader, ENTRIES_REFUSED) from None
 
 
 def rpc_from_term(term: object) -> PeerRpc:
     """The inverse of :func:`rpc_to_term`.
 
     Raises:
-        RecordError: not one of Ra 2.2.0's peer records (e.g. main's ``info_rpc``).
+        UnsupportedRaVersion: a record or field only Ra main sends (``info_rpc``, ``info_reply``,
+            the ``election_timeout`` transfer cast, a pre-vote protocol version above 1, snapshot
+            phases ``{0, init}``/``{0, pre}``, main cluster maps in entries or snapshot meta).
+        RecordError: anything else that is not one of Ra 2.2.0's peer records.
     """
     if term == TRY_BECOME_LEADER:
         return TryBecomeLeader()
+    if term == ELECTION_TIMEOUT:
+        # main's leader casts it to the transfer target (ra-internals §10); 2.2.0 sends
+        # try_become_leader. (A 2.2.0 server would take it as its own election timeout.)
+        raise UnsupportedRaVersion(
+            "election_timeout",
+            "election_timeout cast (Ra main leadership transfer)",
+            term,
+            outcome="ignored (pyra takes transfers as try_become_leader)",
+        )
     if type(term) is not tuple or not term or type(term[0]) is not Atom:
         raise RecordError("peer record", term)
     tag = term[0]
+    if tag == INFO_RPC:
+        # main >= 2.16: {info_rpc, From, Term, Keys}, cast by a new leader and on every tick while
+        # a peer's machine version is unknown (ra_server:info_rpc_effects).
+        keys = erlang_text(term[3]) if len(term) > 3 else "?"
+        raise UnsupportedRaVersion(
+            "info_rpc",
+            f"info_rpc for {keys} (Ra main machine version discovery)",
+            term,
+            sender=_sender_in(term, 1),
+            outcome="not answered (the leader keeps the effective machine version)",
+        )
+    if tag == INFO_REPLY:
+        raise UnsupportedRaVersion(
+            "info_reply", "info_reply (Ra main)", term, sender=_sender_in(term, 1), outcome="ignored"
+        )
     if tag == APPEND_ENTRIES_RPC:
         t = _tuple(term, tag, 7, "append_entries_rpc")
-        entries = t[6]
-        if type(entries) is not list:
-            raise RecordError("append_entries_rpc entries", entries)
+        leader = server_id_from_term(t[2])
         return AppendEntriesRpc(
             term=_int(t[1], "term"),
-            leader_id=server_id_from_term(t[2]),
+            leader_id=leader,
             leader_commit=_int(t[3], "leader_commit"),
             prev_log_index=_int(t[4], "prev_log_index"),
             prev_log_term=_int(t[5], "prev_log_term"),
-            entries=tuple(entry_from_term(e) for e in entries),
+            entries=_entries_from_term(t[6], leader),
         )
     if tag == APPEND_ENTRIES_REPLY:
         t = _tuple(term, tag, 6, "append_entries_reply")
@@ -547,8 +771,19 @@ def rpc_from_term(term: object) -> PeerRpc:
         return RequestVoteResult(term=_int(t[1], "term"), vote_granted=_bool(t[2], "vote_granted"))
     if tag == PRE_VOTE_RPC:
         t = _tuple(term, tag, 8, "pre_vote_rpc")
+        version = _int(t[1], "version")
+        if version > RA_PROTO_VERSION:
+            # Ra 2.2.0 answers false (after adopting the term); pyra refuses the call at the edge so
+            # that a protocol it does not know never reaches the core (docs/ra-versions.md).
+            raise UnsupportedRaVersion(
+                "pre_vote_version",
+                f"pre_vote_rpc protocol version {version}",
+                term,
+                sender=_sender_in(t, 5),
+                outcome="vote refused (not answered)",
+            )
         return PreVoteRpc(
-            version=_int(t[1], "version"),
+            version=version,
             machine_version=_int(t[2], "machine_version"),
             term=_int(t[3], "term"),
             token=t[4],
@@ -571,14 +806,22 @@ def rpc_from_term(term: object) -> PeerRpc:
         return HeartbeatReply(query_index=_int(t[1], "query_index"), term=_int(t[2], "term"))
     if tag == INSTALL_SNAPSHOT_RPC:
         t = _tuple(term, tag, 6, "install_snapshot_rpc")
+        leader = server_id_from_term(t[2])
+        try:
+            # The phase first: main's {0, init} carries a main meta too, the phase says more.
+            chunk_state = _chunk_state_from_term(t[4])
+            meta = snapshot_meta_from_term(t[3])
+        except UnsupportedRaVersion as exc:
+            outcome = "snapshot refused (chunk not answered)"
+            raise exc.carried_by("install_snapshot_rpc", leader, outcome) from None
         data = t[5]
         if type(data) is not bytes:
             raise RecordError("install_snapshot_rpc data", data)
         return InstallSnapshotRpc(
             term=_int(t[1], "term"),
-            leader_id=server_id_from_term(t[2]),
-            meta=snapshot_meta_from_term(t[3]),
-            chunk_state=_chunk_state_from_term(t[4]),
+            leader_id=leader,
+            meta=meta,
+            chunk_state=chunk_state,
             data=data,
         )
     if tag == INSTALL_SNAPSHOT_RESULT:

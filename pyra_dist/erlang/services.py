@@ -6,7 +6,11 @@ process answering ``supervisor:terminate_child`` (ra-internals §5.1, §9.3, ans
 2.2.0 sources build them), ``ra_machine:version/1`` (the probe an Erlang leader makes before
 sending a snapshot), the ``ra`` module for bare shells (``ra_module.py``), and :class:`ErlangEdge`:
 the composition of a ``System``, a started ``erl_interop`` ``Node``, the ``DistTransport`` and
-these services.
+these services (including the rate limit on refusal warnings, ``versions.py``).
+
+Deliberately not exposed (docs/ra-versions.md): Ra main's ``ra_log_snapshot:context/0`` and
+``ra_counters:counters/2``. Their ``undef`` is what a Ra 2.2.0 node answers, and a Ra main leader
+takes the ``undef`` of ``context/0`` as "send the 2.2.0-style snapshot" (``ra_snapshot:context/2``).
 
 Must not: run Raft or storage (the ``System`` does), or accept a machine it cannot run (the
 reason goes back as ``{error, Reason}``, like a Ra server that fails to start).
@@ -22,11 +26,12 @@ from typing import TYPE_CHECKING, Final
 from erl_interop.node.gen_server import From as GenFrom
 from erl_interop.node.gen_server import GenServer
 from erl_interop.node.process import ErlangError
-from erl_interop.term import Atom, Term
+from erl_interop.term import Atom, Map, Term
 from pyra_dist.erlang.machines import ErlangRegistry, UnsupportedMachine
 from pyra_dist.erlang.ra_module import RaModule
 from pyra_dist.erlang.records import RecordError, server_id_from_term
 from pyra_dist.erlang.transport import DistTransport
+from pyra_dist.erlang.versions import RefusalLogLimiter
 from pyra_dist.server import errors
 from pyra_dist.server.system import ServerConfig
 
@@ -117,6 +122,7 @@ class ErlangEdge:
         system.transport = self.transport
         self.ra = RaModule(node)
         self._aten: asyncio.Task[None] | None = None
+        self._refusals = RefusalLogLimiter(str(node.name), clock=lambda: system.now_ms() / 1000)
 
     def install(self) -> None:
         """Expose the rpc targets and register ``ra_server_sup_sup``; attach running servers."""
@@ -130,6 +136,8 @@ class ErlangEdge:
         n.start_gen_server(_ServerSupSup(self), name=SERVER_SUP)
         for process in self.system.processes():
             self.transport.attach(process)
+        # The transport logs refused Ra main terms on this logger; a Ra main peer repeats them.
+        _log.addFilter(self._refusals)
         self._aten = n.task_group.create_task(self._aten_emitter(), name=f"aten-emitter-{n.name}")
 
     async def _aten_emitter(self) -> None:
@@ -151,6 +159,7 @@ class ErlangEdge:
         """Stop beating and unregister every server (the node and system stay up)."""
         if self._aten is not None:
             self._aten.cancel()
+        _log.removeFilter(self._refusals)
         self.transport.close()
 
     # -- ra_server_sup_sup --------------------------------------------------------------------------
@@ -249,7 +258,27 @@ class ErlangEdge:
         return OK
 
     def machine_version(self, machine: Term) -> Term:
-        """``ra_machine:version({machine, Mod, Args})`` for the machines this node can run."""
+        """``ra_machine:version({machine, Mod, Args})``, answered as Ra's ``ra_machine`` does.
+
+        Ra asks it before sending a snapshot (2.2.0 tolerates a failure, main does not, §2.5;
+        main may pass the bare module). Ra's answer is ``Mod:version()``, or 0 when ``Mod`` has
+        no ``version/0`` or is not loaded (its ``?OPT_CALL`` catches ``undef``):
+        ``ra_machine_simple`` answers 0 whatever its fun, a module no Python machine is
+        registered for answers 0, a registered one its ``version()``.
+
+        Raises:
+            ErlangError: a spec Ra would not match (``function_clause``) or a machine that fails
+                to build from its config.
+        """
+        if type(machine) is Atom:
+            machine = (A("machine"), machine, Map())  # main also takes the bare module
+        if type(machine) is not tuple or len(machine) != 3 or machine[0] != A("machine"):
+            raise ErlangError(A("function_clause"))
+        module = machine[1]
+        if module == A("ra_machine_simple") or (
+            type(module) is Atom and module.name not in self.registry.modules
+        ):
+            return 0
         try:
             return self.registry.version(machine)
         except UnsupportedMachine as exc:

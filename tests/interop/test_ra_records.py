@@ -32,10 +32,12 @@ from pyra_dist.core.messages import (
 )
 from pyra_dist.erlang.records import (
     RecordError,
+    UnsupportedRaVersion,
     command_from_term,
     command_to_term,
     entry_from_term,
     entry_to_term,
+    reply_mode_from_term,
     rpc_from_term,
     rpc_to_term,
     snapshot_meta_from_term,
@@ -279,6 +281,176 @@ def test_main_style_cluster_values_and_snapshot_meta_maps_are_refused() -> None:
         snapshot_meta_from_term(
             Map({A("cluster"): Map({S1_T: Map()}), A("index"): 1, A("machine_version"): 0, A("term"): 1})
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# Ra main (3.x) shapes: refused with UnsupportedRaVersion and a message naming the peer
+# ---------------------------------------------------------------------------------------------
+
+PY1_T = (A("s1"), A("py1@127.0.0.1"))
+SPEAKS = "pyra speaks Ra 2.2.0 (protocol 1)"
+AER_REFUSED = "entries refused (not appended, not answered)"
+META_2_2_0 = Map({A("cluster"): [S1_T], A("index"): 1, A("machine_version"): 0, A("term"): 1})
+META_MAIN = Map(
+    {
+        A("cluster"): Map({S1_T: Map({A("voter_status"): Map({A("membership"): A("voter")})})}),
+        A("index"): 1,
+        A("machine_version"): 0,
+        A("term"): 1,
+    }
+)
+
+
+def _peer_map(status: Term, **extra: Term) -> Map:
+    return Map(
+        {
+            A("commit_index_sent"): 0,
+            A("match_index"): 0,
+            A("next_index"): 1,
+            A("query_index"): 0,
+            A("status"): status,
+            **{A(k): v for k, v in extra.items()},
+        }
+    )
+
+
+def _aer_with(command: Term) -> Term:
+    return (
+        A("append_entries_rpc"),
+        2,
+        S1_T,
+        0,
+        0,
+        0,
+        [(1, 2, (A("noop"), Map({A("ts"): 1}), 0)), (2, 2, command)],
+    )
+
+
+def _change(peer: Map) -> Term:
+    return (A("$ra_cluster_change"), Map({A("ts"): 1}), Map({S1_T: peer}), A("noreply"))
+
+
+@pytest.mark.parametrize(
+    ("term", "kind", "message"),
+    [
+        (
+            (A("info_rpc"), PY1_T, 3, [A("machine_version")]),
+            "info_rpc",
+            "info_rpc for [machine_version] (Ra main machine version discovery) from {s1,'py1@127.0.0.1'}: "
+            f"{SPEAKS}; not answered (the leader keeps the effective machine version)",
+        ),
+        (
+            (A("info_reply"), S1_T, 3, [A("machine_version")], Map({A("machine_version"): 1})),
+            "info_reply",
+            f"info_reply (Ra main) from {{s1,ra1@vm}}: {SPEAKS}; ignored",
+        ),
+        (
+            A("election_timeout"),
+            "election_timeout",
+            f"election_timeout cast (Ra main leadership transfer): {SPEAKS}; "
+            "ignored (pyra takes transfers as try_become_leader)",
+        ),
+        (
+            (A("pre_vote_rpc"), 2, 0, 5, TOKEN, S1_T, 3, 1),
+            "pre_vote_version",
+            f"pre_vote_rpc protocol version 2 from {{s1,ra1@vm}}: {SPEAKS}; vote refused (not answered)",
+        ),
+        (
+            (A("install_snapshot_rpc"), 1, S1_T, META_MAIN, (0, A("init")), []),
+            "snapshot_phase",
+            "install_snapshot_rpc carrying chunk state {0,init} (Ra main live-index snapshot phase) "
+            f"from {{s1,ra1@vm}}: {SPEAKS}; snapshot refused (chunk not answered)",
+        ),
+        (
+            (A("install_snapshot_rpc"), 1, S1_T, META_2_2_0, (0, A("pre")), [(1, 1, A("x"))]),
+            "snapshot_phase",
+            "install_snapshot_rpc carrying chunk state {0,pre} (Ra main live-index snapshot phase) "
+            f"from {{s1,ra1@vm}}: {SPEAKS}; snapshot refused (chunk not answered)",
+        ),
+        (
+            (A("install_snapshot_rpc"), 1, S1_T, META_MAIN, (1, A("last")), b"\x00\x00\x00\x00\x83a\x01"),
+            "snapshot_meta_cluster",
+            "install_snapshot_rpc carrying a snapshot meta whose cluster is a map (Ra main) "
+            f"from {{s1,ra1@vm}}: {SPEAKS}; snapshot refused (chunk not answered)",
+        ),
+        (
+            _aer_with(_change(_peer_map(A("normal"), voter_status=Map({A("membership"): A("voter")})))),
+            "cluster_map",
+            "append_entries_rpc entry 2 carrying a cluster map value with voter_status (Ra main membership) "
+            f"from {{s1,ra1@vm}}: {SPEAKS}; entries refused (not appended, not answered)",
+        ),
+        (
+            _aer_with(_change(_peer_map(A("normal"), machine_version=1))),
+            "cluster_map",
+            "append_entries_rpc entry 2 carrying a cluster map value with machine_version (Ra main machine "
+            f"version discovery) from {{s1,ra1@vm}}: {SPEAKS}; entries refused (not appended, not answered)",
+        ),
+        (
+            _aer_with(_change(_peer_map(A("disconnected")))),
+            "peer_status",
+            "append_entries_rpc entry 2 carrying a cluster map value with peer status disconnected (Ra main) "
+            f"from {{s1,ra1@vm}}: {SPEAKS}; entries refused (not appended, not answered)",
+        ),
+        (
+            _aer_with(_change(_peer_map((A("snapshot_backoff"), 3)))),
+            "peer_status",
+            "append_entries_rpc entry 2 carrying a cluster map value with peer status {snapshot_backoff,3} "
+            f"(Ra main) from {{s1,ra1@vm}}: {SPEAKS}; entries refused (not appended, not answered)",
+        ),
+        (
+            _aer_with(_change(_peer_map((A("sending_snapshot"), CLIENT, 1)))),
+            "peer_status",
+            "append_entries_rpc entry 2 carrying a cluster map value with peer status "
+            f"{{sending_snapshot,Pid,1}} (Ra main) from {{s1,ra1@vm}}: {SPEAKS}; {AER_REFUSED}",
+        ),
+        (
+            _aer_with(
+                (
+                    A("$usr"),
+                    Map({A("ts"): 1}),
+                    A("x"),
+                    (A("await_consensus"), Map({A("reply_from"): A("local")})),
+                )
+            ),
+            "reply_mode",
+            "append_entries_rpc entry 2 carrying reply mode {await_consensus,#{reply_from => local}} "
+            f"(Ra main reply_from option) from {{s1,ra1@vm}}: {SPEAKS}; {AER_REFUSED}",
+        ),
+    ],
+)
+def test_ra_main_terms_are_refused_with_a_message_naming_the_sender_and_the_outcome(
+    term: Term, kind: str, message: str
+) -> None:
+    with pytest.raises(UnsupportedRaVersion) as refused:
+        rpc_from_term(term)
+    assert (refused.value.kind, str(refused.value)) == (kind, message)
+
+
+def test_a_ra_main_reply_mode_in_a_client_command_is_refused_on_its_own() -> None:
+    with pytest.raises(UnsupportedRaVersion) as refused:
+        reply_mode_from_term((A("await_consensus"), Map({A("reply_from"): (A("member"), S1_T)})))
+    assert str(refused.value) == (
+        "reply mode {await_consensus,#{reply_from => {member,{s1,ra1@vm}}}} (Ra main reply_from option): "
+        f"{SPEAKS}; command refused (not answered)"
+    )
+
+
+def test_a_refusal_message_never_carries_the_whole_term() -> None:
+    big = bytes(2_000_000)
+    with pytest.raises(UnsupportedRaVersion) as refused:
+        rpc_from_term((A("install_snapshot_rpc"), 1, S1_T, META_2_2_0, (0, A("init")), big))
+    assert len(str(refused.value)) < 300
+
+
+def test_2_2_0_shapes_next_to_main_ones_still_decode() -> None:
+    # Protocol version 1 and 2.2.0's own statuses are not mistaken for Ra main's.
+    sending = (A("sending_snapshot"), CLIENT)
+    command = command_from_term(_change(_peer_map(sending)))
+    assert isinstance(command, ClusterChange)
+    assert command.cluster[S1].status == sending
+    assert rpc_from_term((A("pre_vote_rpc"), 1, 0, 5, TOKEN, S1_T, 3, 1)) == PreVoteRpc(
+        1, 0, 5, TOKEN, S1, 3, 1
+    )
 
 
 # ---------------------------------------------------------------------------------------------
