@@ -155,10 +155,16 @@ class ApplyMixin(CoreBase):
             if leader and cmd.from_ is not None:
                 effects.append(Reply(to=cmd.from_, reply=WrapReply(reply="ok")))
             if not self.replaying:
+                if self.role != Role.LEADER:
+                    # Before the eol effects, as Ra 2.2.0's evaluate_commit_index_follower does.
+                    self.delete_applied_as_follower(effects)
                 self.run_machine_effects(list(self.machine.state_enter("eol", self.machine_state)), effects)
                 self.stopping = "delete"
         else:
             assert_never(cmd)
+
+    def delete_applied_as_follower(self, effects: list[Effect]) -> None:
+        """Hook (follower.py): a non-leader applied ``'$ra_cluster'`` delete (ra-internals §3.5)."""
 
     def _latest_change_applied(self) -> bool:
         """True if no cluster change above ``last_applied`` is pending and our noop is applied."""

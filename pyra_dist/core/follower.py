@@ -63,6 +63,9 @@ class FollowerRole(CommonRole):
 
     def follower_handle(self, event: Event, effects: list[Effect]) -> None:
         """Handle ``event`` as a follower."""
+        if self.stopping == "delete":
+            self.terminating_follower_handle(event, effects)
+            return
         if self.handle_common(event, effects):
             return
         if self.non_leader_client(event, effects, can_redirect=True):
@@ -194,7 +197,8 @@ class FollowerRole(CommonRole):
             if last > cut and self.log.term_at(cut + 1) != rpc.term:
                 self.log_truncate(cut, effects)
         self.advance_commit(min(rpc.leader_commit, verified), effects)
-        self.send_aer_reply(rpc, True, effects)
+        if self.role != Role.STOPPED:  # applying a '$ra_cluster' delete may have stopped us
+            self.send_aer_reply(rpc, True, effects)
 
     def applied_reply(self) -> AppendEntriesReply:
         """The mismatch-form failure reply: ``next = last_applied + 1``, ``last = last_applied``."""
@@ -305,6 +309,9 @@ class FollowerRole(CommonRole):
 
     def await_condition_handle(self, event: Event, effects: list[Effect]) -> None:
         """Handle ``event`` in ``await_condition`` (also the old leader during a transfer)."""
+        if self.stopping == "delete":
+            self.terminating_follower_handle(event, effects)
+            return
         if self.transferring:
             self.transfer_wait_handle(event, effects)
             return
@@ -344,6 +351,47 @@ class FollowerRole(CommonRole):
     def leave_await_condition(self, effects: list[Effect]) -> None:
         """Back to follower; the await timer is cancelled (a gen_statem state timeout)."""
         self.set_role(Role.FOLLOWER, effects)
+
+    # ---------------------------------------------------------------------------------------------
+    # terminating (a follower that applied the '$ra_cluster' delete)
+    # ---------------------------------------------------------------------------------------------
+
+    def delete_applied_as_follower(self, effects: list[Effect]) -> None:
+        """Cast a last ``append_entries_reply`` to the leader (Ra 2.2.0 ``evaluate_commit_index_follower``).
+
+        An Erlang leader that applied the delete stays in ``terminating_leader`` until every peer's
+        match index and sent commit index reach its commit index (``ra_server:is_fully_replicated``);
+        only replies move it, so without this cast it would never exit (ra-internals §3.5).
+        """
+        if self.leader_id is not None and self.leader_id != self.id:
+            effects.append(SendRpc(to=self.leader_id, rpc=self.aer_reply(True)))
+
+    def after_apply(self, effects: list[Effect]) -> None:
+        """A follower that applied the delete stops once its log is fully written (Ra's
+        ``terminating_follower`` waits for ``ra_server:is_fully_persisted``); other roles as before.
+
+        Stopping with entries still unwritten would leave the leader without the reply that reports
+        them, so it could never consider the cluster fully replicated.
+        """
+        if self.stopping == "delete" and self.role != Role.LEADER:
+            if self.log.last_written() == self.log.last_index_term():
+                self.stop("delete", effects, delete_data=True)
+            return
+        super().after_apply(effects)
+
+    def terminating_follower_handle(self, event: Event, effects: list[Effect]) -> None:
+        """Ra's ``terminating_follower``: wait for the log writes in flight, report them, then stop.
+
+        The role is not changed (a raft state change now would campaign or accept entries after the
+        delete); calls and local queries are answered as a follower answers them meanwhile.
+        """
+        if isinstance(event, LogWritten):
+            if self.log.written(event.to_index, event.term):
+                # Ra's follower replies after every written event, terminating or not.
+                self.delete_applied_as_follower(effects)
+                self.after_apply(effects)
+        elif not self.handle_common(event, effects):
+            self.non_leader_client(event, effects, can_redirect=True)
 
     # ---------------------------------------------------------------------------------------------
     # receive_snapshot
