@@ -20,6 +20,7 @@ Durability rule (R3, ra-internals §9.2, ``pyra_dist.core.effects`` contract):
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, assert_never
@@ -139,7 +140,7 @@ class EffectInterpreter:
         mod_calls: Python callables a machine's ``ModCall`` may name, keyed by ``(module, function)``.
     """
 
-    __slots__ = ("_hooks", "_mod_calls", "_timers", "_transport")
+    __slots__ = ("_held", "_hooks", "_mod_calls", "_scheduled", "_timers", "_transport")
 
     def __init__(
         self,
@@ -152,6 +153,10 @@ class EffectInterpreter:
         self._timers = timers
         self._hooks = hooks
         self._mod_calls = mod_calls if mod_calls is not None else {}
+        # Per process: the AER buffer holding commit-only AERs between executions (see ``execute``).
+        # Invariant: every process in ``_held`` is in ``_scheduled`` (a ``_flush_held`` call is pending).
+        self._held: dict[ServerProcess, _AerBuffer] = {}
+        self._scheduled: set[ServerProcess] = set()
 
     async def execute(self, process: ServerProcess, effects: list[Effect]) -> None:
         """Execute ``effects`` in order for ``process`` (see the durability rule in the module docstring).
@@ -161,12 +166,23 @@ class EffectInterpreter:
         entries of a mailbox burst into one pipelined RPC). Pending RPCs are flushed before any other
         message to that peer, before every await, and at the end, so ordering per peer is kept.
 
+        An AER that carries no entries and only tells a peer the new commit index (the leader sends
+        one to every follower after each commit) is held past the end of the list: if the process
+        has more mail, its next execution usually sends entries to that peer, and the two become
+        one AER. Otherwise it goes out one loop iteration later (``_flush_held``). With one client
+        doing back-to-back calls this halves the messages per command (each commit-only AER costs
+        the follower a wake-up and the leader a reply to handle, right when the next command
+        arrives); Raft allows any delay of a message, and nothing is held across a vote sync, a
+        stop, or another message to the same peer.
+
         Raises:
             ServerStopped: a ``Stop`` effect ended the server (the process task catches it).
         """
         transport = self._transport
         me = process.server_id
-        aers = _AerBuffer(transport, me)
+        aers = self._held.pop(process, None)
+        if aers is None:
+            aers = _AerBuffer(transport, me)
         for effect in effects:
             match effect:
                 case SendRpc(to=to, rpc=rpc, reply_to=reply_to):
@@ -183,6 +199,7 @@ class EffectInterpreter:
                     body = (leader, correlation)
                     transport.send_event(pid, RaEvent(sender=sender, kind="rejected", body=body))
                 case ForwardCommand(to=to, request=request):
+                    aers.flush_peer(to)
                     transport.forward_command(me, to, request)
                 case AppendToLog(entries=entries):
                     self._hooks.log_of(process).append(entries)
@@ -222,7 +239,27 @@ class EffectInterpreter:
                     raise ServerStopped(reason, delete_data)
                 case _:
                     assert_never(effect)
-        aers.flush()
+        if aers.flush_with_entries():
+            self._held[process] = aers
+            if process not in self._scheduled:
+                self._scheduled.add(process)
+                asyncio.get_running_loop().call_soon(self._flush_held, process)
+
+    def _flush_held(self, process: ServerProcess) -> None:
+        """Send the commit-only AERs ``execute`` held, unless ``process`` is about to run again."""
+        aers = self._held.get(process)
+        if aers is None:
+            self._scheduled.discard(process)
+            return
+        if process.busy and not process.stopped:
+            # It has mail: its next execution takes the buffer over (and coalesces into it); look
+            # again afterwards in case that burst produced no effects at all.
+            asyncio.get_running_loop().call_soon(self._flush_held, process)
+            return
+        self._scheduled.discard(process)
+        del self._held[process]
+        if not process.stopped:
+            aers.flush()
 
     def _machine_effect(self, process: ServerProcess, effect: MachineEffectT) -> None:
         """Execute one machine effect that the core handed to the driver (ra-internals §6.4)."""
@@ -263,6 +300,10 @@ class EffectInterpreter:
     def server_stopped(self, process: ServerProcess, reason: object, delete_data: bool = False) -> None:
         """Release everything the interpreter holds for ``process`` (timers, monitors)."""
         self._timers.cancel_all(process)
+        held = self._held.pop(process, None)
+        if held is not None:
+            # An orderly stop sends what was held (a killed process loses it, like any unsent message).
+            held.flush()
         self._transport.forget(process)
         self._hooks.process_stopped(process, reason, delete_data)
 
@@ -316,6 +357,19 @@ class _AerBuffer:
             self._pending = {}
             for to, held in pending.items():
                 self._send(to, held)
+
+    def flush_with_entries(self) -> bool:
+        """Send every pending AER that carries entries; return True if entry-less ones remain held."""
+        pending = self._pending
+        if not pending:
+            return False
+        held = False
+        for to in list(pending):
+            if pending[to][1]:
+                self._send(to, pending.pop(to))
+            else:
+                held = True
+        return held
 
     def _send(self, to: ServerId, held: list[Any]) -> None:
         first: AppendEntriesRpc = held[0]

@@ -93,6 +93,11 @@ class ServerProcess:
         return f"<ServerProcess {self.server_id} {self.role.value}>"
 
     @property
+    def busy(self) -> bool:
+        """Whether the task has events or effects queued (it will run again without new mail)."""
+        return bool(self._mailbox) or bool(self._ready)
+
+    @property
     def stopped(self) -> bool:
         """Whether the process has stopped (messages to it are dropped)."""
         return self._stopped

@@ -88,6 +88,8 @@ class Process:
     role = Role.FOLLOWER
     leader_id = None
     members = ()
+    busy = False
+    stopped = False
 
 
 def interpreter(rec: Recorder) -> EffectInterpreter:
@@ -168,3 +170,38 @@ async def test_stop_flushes_pending_sends_and_ends_the_server() -> None:
         effects = [SendRpc(PEER1, aer(0, 1, 0)), Stop("normal")]
         await interpreter(rec).execute(Process(), effects)  # type: ignore[arg-type]
     assert (info.value.reason, rec.calls) == ("normal", [("send", PEER1, aer(0, 1, 0), None)])
+
+
+async def test_a_commit_only_aer_is_held_until_the_next_loop_iteration() -> None:
+    rec = Recorder()
+    reply = ("reply", "caller", WrapReply("ok"))
+    effects = [Reply("caller", WrapReply("ok")), SendRpc(PEER1, aer(2, 0, 2))]
+    await interpreter(rec).execute(Process(), effects)  # type: ignore[arg-type]
+    assert rec.calls == [reply]
+    await asyncio.sleep(0)
+    assert rec.calls == [reply, ("send", PEER1, aer(2, 0, 2), None)]
+
+
+async def test_a_held_commit_only_aer_joins_the_next_aer_of_a_busy_process() -> None:
+    rec = Recorder()
+    process, interp = Process(), interpreter(rec)
+    process.busy = True
+    await interp.execute(process, [SendRpc(PEER1, aer(2, 0, 2)), SendRpc(PEER2, aer(2, 0, 2))])  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    assert rec.calls == []
+    await interp.execute(process, [AppendToLog((entry(3),)), SendRpc(PEER1, aer(2, 1, 2))])  # type: ignore[arg-type]
+    process.busy = False
+    joined = [("append", (3,)), ("send", PEER1, aer(2, 1, 2), None)]
+    assert rec.calls == joined
+    await asyncio.sleep(0)
+    assert rec.calls == [*joined, ("send", PEER2, aer(2, 0, 2), None)]
+
+
+async def test_a_held_aer_goes_out_before_any_other_message_to_that_peer() -> None:
+    rec = Recorder()
+    process, interp = Process(), interpreter(rec)
+    process.busy = True
+    reply = AppendEntriesReply(3, False, 3, 2, 2)
+    await interp.execute(process, [SendRpc(PEER1, aer(2, 0, 2))])  # type: ignore[arg-type]
+    await interp.execute(process, [SendRpc(PEER1, reply)])  # type: ignore[arg-type]
+    assert rec.calls == [("send", PEER1, aer(2, 0, 2), None), ("send", PEER1, reply, None)]
