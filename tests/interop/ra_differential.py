@@ -928,3 +928,48 @@ def main(argv: Sequence[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+
+
+@dataclass
+class MixedTopology:
+    """Real Ra 2.2.0 nodes (``$E1``, ``$E2``..) next to pyra nodes (``$P1``, ``$P2``..), no cluster formed.
+
+    Tests form clusters with any mix of members, SIGKILL nodes of either kind and start them again
+    on their data dirs (``RaCluster.restart`` / ``PyraCluster.restart``; servers then need
+    ``ra:restart_server``).
+    """
+
+    ra: RaCluster
+    pyra: PyraCluster
+
+    def substitute(self, expr: str) -> str:
+        """Replace ``$Ek`` / ``$Pk`` with the quoted node atoms (Erlang syntax)."""
+        for tag, nodes in (("$E", self.ra.nodes), ("$P", self.pyra.nodes)):
+            for i in reversed(range(len(nodes))):
+                expr = expr.replace(f"{tag}{i + 1}", node_atom(nodes[i], "ra_client"))
+        return expr
+
+    def sync_ra_directory(self, shell: ErlPeer, k: int) -> None:
+        """Flush Ra node ``k``'s server directory to disk (``names.dets`` auto-saves every 500 ms) so
+        that ``ra:restart_server`` finds its servers after a SIGKILL (see docs/internals/erlang-edge.md)."""
+        shell.eval(self.substitute(f"ok = rpc:call($E{k}, dets, sync, [ra_directory_reverse])."))
+
+
+@contextlib.contextmanager
+def mixed_topology(
+    prefix: str, cookie: str, data_dir: Path, erlang: int = 2, python: int = 2
+) -> Iterator[MixedTopology]:
+    """Start ``erlang`` Ra 2.2.0 nodes ``{prefix}e1``.. and ``python`` pyra nodes ``{prefix}p1``...
+
+    Args:
+        prefix: unique node-name prefix.
+        cookie: distribution cookie.
+        data_dir: parent of every node's data dir.
+        erlang: number of Ra nodes.
+        python: number of pyra nodes.
+    """
+    with (
+        ra_cluster(prefix, cookie, data_dir, names=[f"{prefix}e{i + 1}" for i in range(erlang)]) as ra,
+        pyra_cluster(prefix, cookie, data_dir, names=[f"{prefix}p{i + 1}" for i in range(python)]) as py,
+    ):
+        yield MixedTopology(ra, py)
