@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import os
 import pstats
 import statistics
@@ -56,6 +57,7 @@ class Tracer:
     def __init__(self) -> None:
         self.records: list[tuple[float, str]] = []
         self.commands: list[list[tuple[float, str]]] = []
+        self.latencies: list[float] = []
         self.active = False
         self._undo: list[Callable[[], None]] = []
 
@@ -157,6 +159,16 @@ class Tracer:
             undo()
         self._undo = []
 
+    def report_slowest(self, count: int = 3) -> None:
+        """Print every record of the ``count`` slowest commands."""
+        order = sorted(range(len(self.commands)), key=lambda k: self.latencies[k], reverse=True)
+        for k in order[:count]:
+            records = self.commands[k]
+            t0 = records[0][0]
+            print(f"slow command: {self.latencies[k]:.2f} ms")
+            for t, label in records:
+                print(f"  {(t - t0) * 1e6:8.0f} us  {label}")
+
     def report(self) -> None:
         """Print, per stage (first occurrence in a command), the median offset from the client call."""
         offsets: dict[str, list[float]] = defaultdict(list)
@@ -222,7 +234,12 @@ async def measure(
         finally:
             for system in reversed(systems):
                 await system.__aexit__(None, None, None)
+    if tracer is not None:
+        tracer.latencies.extend(latencies)
     latencies.sort()
+    n = len(latencies)
+    tail = " ".join(f"p{q}={latencies[min(n - 1, int(n * q / 100))]:.2f}" for q in (90, 95, 98, 99))
+    print(f"  percentiles ms: {tail}")
     p50 = statistics.median(latencies)
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
     return p50, p99, len(latencies)
@@ -242,7 +259,10 @@ def main() -> None:
         metavar="KEY=VALUE",
         help="a SystemConfig key in Ra's spelling, e.g. wal_pre_allocate=true, wal_write_strategy=o_sync",
     )
+    parser.add_argument("--no-gc", action="store_true", help="disable the cyclic GC (diagnosis only)")
     args = parser.parse_args()
+    if args.no_gc:
+        gc.disable()
     tracer = Tracer() if args.trace else None
     if tracer is not None:
         tracer.install()
@@ -258,6 +278,7 @@ def main() -> None:
         results.append((p50, p99, calls))
     if tracer is not None:
         tracer.report()
+        tracer.report_slowest()
     if profiler is not None:
         pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
     p50 = statistics.median(r[0] for r in results)

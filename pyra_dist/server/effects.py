@@ -178,12 +178,34 @@ class EffectInterpreter:
         Raises:
             ServerStopped: a ``Stop`` effect ended the server (the process task catches it).
         """
+        done = self.execute_now(process, effects)
+        while done < len(effects):
+            vote = effects[done]
+            assert isinstance(vote, PersistMeta)
+            # Synchronous: nothing after this effect may run before the vote is durable.
+            await self._hooks.meta_of(process).persist(vote.term, vote.voted_for)
+            done = self.execute_now(process, effects, done + 1)
+
+    def execute_now(self, process: ServerProcess, effects: list[Effect], start: int = 0) -> int:
+        """Execute ``effects[start:]`` without awaiting, up to the first ``PersistMeta`` (exclusive).
+
+        ``execute`` is this plus the vote syncs; ``ServerProcess.deliver_now`` calls it directly for
+        effect lists that hold no ``PersistMeta`` and no ``Stop``.
+
+        Returns:
+            The position of the first ``PersistMeta`` at or after ``start`` (all pending sends are
+            flushed before it), or ``len(effects)`` when everything was executed.
+
+        Raises:
+            ServerStopped: a ``Stop`` effect ended the server (the process task catches it).
+        """
         transport = self._transport
         me = process.server_id
         aers = self._held.pop(process, None)
         if aers is None:
             aers = _AerBuffer(transport, me)
-        for effect in effects:
+        for position in range(start, len(effects)):
+            effect = effects[position]
             match effect:
                 case SendRpc(to=to, rpc=rpc, reply_to=reply_to):
                     if reply_to is None and type(rpc) is AppendEntriesRpc:
@@ -205,10 +227,10 @@ class EffectInterpreter:
                     self._hooks.log_of(process).append(entries)
                 case TruncateLog(last_index=last_index):
                     self._hooks.log_of(process).truncate(last_index)
-                case PersistMeta(term=term, voted_for=voted_for):
-                    # Synchronous: nothing after this effect may run before the vote is durable.
+                case PersistMeta():
+                    # The caller syncs the vote before anything after it runs (see ``execute``).
                     aers.flush()
-                    await self._hooks.meta_of(process).persist(term, voted_for)
+                    return position
                 case PersistLastApplied(index=index):
                     self._hooks.meta_of(process).last_applied(index)
                 case WriteSnapshot(meta=meta, state=state):
@@ -244,6 +266,7 @@ class EffectInterpreter:
             if process not in self._scheduled:
                 self._scheduled.add(process)
                 asyncio.get_running_loop().call_soon(self._flush_held, process)
+        return len(effects)
 
     def _flush_held(self, process: ServerProcess) -> None:
         """Send the commit-only AERs ``execute`` held, unless ``process`` is about to run again."""

@@ -23,13 +23,16 @@ from collections import deque
 from collections.abc import Hashable
 from typing import Protocol
 
-from pyra_dist.core.effects import Effect
+from pyra_dist.core.effects import Effect, PersistMeta, Stop
 from pyra_dist.core.events import CommandBatch, CommandRequest, Event, TimerFired
 from pyra_dist.server.effects import BARRIERS, EffectInterpreter, ServerStopped
 from pyra_dist.server.errors import NoProc
 from pyra_dist.types import Role, ServerId
 
 _log = logging.getLogger("pyra_dist.server")
+
+# Effects deliver_now leaves to the task: the vote sync must be awaited, a stop ends the task.
+_TASK_ONLY = (PersistMeta, Stop)
 
 
 class Core(Protocol):
@@ -53,6 +56,8 @@ class ServerProcess:
 
     __slots__ = (
         "_calls",
+        "_crash",
+        "_inline",
         "_interpreter",
         "_mailbox",
         "_ready",
@@ -83,6 +88,9 @@ class ServerProcess:
         self._waiter: asyncio.Future[None] | None = None
         self._calls: set[asyncio.Future[object]] = set()
         self._stopped = False
+        # True while deliver_now runs the core outside the task; an exception it raised, for the task.
+        self._inline = False
+        self._crash: Exception | None = None
         self.task: asyncio.Task[None] | None = None
         self.role = Role.FOLLOWER
         self.leader_id: ServerId | None = None
@@ -95,7 +103,7 @@ class ServerProcess:
     @property
     def busy(self) -> bool:
         """Whether the task has events or effects queued (it will run again without new mail)."""
-        return bool(self._mailbox) or bool(self._ready)
+        return bool(self._mailbox) or bool(self._ready) or self._inline
 
     @property
     def stopped(self) -> bool:
@@ -115,6 +123,53 @@ class ServerProcess:
             if not waiter.done():
                 waiter.set_result(None)
 
+    def deliver_now(self, event: Event) -> None:
+        """Like ``deliver``, but a parked server handles ``event`` at once, in the caller's stack.
+
+        For peer messages and log notifications: each saves a task wake-up (a future, a loop
+        iteration and a task step) and, more importantly, the wait behind everything else queued on
+        the loop, which lies on the critical path of every replicated command (leader -> follower
+        append -> WAL; WAL -> follower -> leader commit -> client reply). Safe for the same reason as
+        ``handle_now``: a parked task is between bursts and the mailbox is empty, so nothing is
+        reordered. The effects are executed at once unless they must be awaited or end the server
+        (``PersistMeta``, ``Stop``): those go to the task. Commands always go through the mailbox so
+        that a burst of them still becomes one ``CommandBatch``. A nested delivery to a server that
+        is already handling something (this one, or a caller up the stack) is queued as usual, so
+        the nesting depth is bounded by the number of servers.
+        """
+        if (
+            self._stopped
+            or self._inline
+            or self._waiter is None
+            or self._mailbox
+            or self._ready
+            or type(event) is CommandRequest
+        ):
+            self.deliver(event)
+            return
+        self._inline = True
+        try:
+            effects = self.core.handle(event)
+            if effects:
+                if any(isinstance(effect, _TASK_ONLY) for effect in effects):
+                    self._ready = effects
+                    self._wake()
+                else:
+                    self._interpreter.execute_now(self, effects)
+        except Exception as exc:
+            # The server crashes exactly as if its task had raised this (see run).
+            self._crash = exc
+            self._wake()
+        finally:
+            self._inline = False
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
     def handle_now(self, event: Event) -> None:
         """Handle ``event`` at once if the task is parked, else queue it like ``deliver``.
 
@@ -124,7 +179,7 @@ class ServerProcess:
         to the task, which executes them before its next burst.
         """
         waiter = self._waiter
-        if self._stopped or waiter is None or self._mailbox or self._ready:
+        if self._stopped or self._inline or waiter is None or self._mailbox or self._ready:
             self.deliver(event)
             return
         effects = self.core.handle(event)
@@ -160,6 +215,9 @@ class ServerProcess:
             if initial:
                 await execute(self, initial)
             while True:
+                if self._crash is not None:
+                    crash, self._crash = self._crash, None
+                    raise crash
                 if self._ready:
                     ready, self._ready = self._ready, []
                     await execute(self, ready)

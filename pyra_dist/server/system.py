@@ -456,7 +456,7 @@ class System:
         initial = core.start()
         process = ServerProcess(config.server_id, config.uid, config.cluster_name, core, self._interpreter)
         process.members = tuple(core.members)
-        storage.bind(process.deliver)
+        storage.bind(process.deliver_now)
         self._server_storage[process] = storage
         self._processes[config.server_id.name] = process
         entry = self.leaderboard.setdefault(config.cluster_name, LeaderboardEntry(None, process.members))

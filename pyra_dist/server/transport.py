@@ -273,7 +273,7 @@ class LocalTransport:
             return
         # Requests Ra makes as gen calls carry a token so the callee answers with SendRpc(reply_to=…).
         call = LocalCall(sender) if is_call else None
-        target.deliver(PeerMessage(sender=sender, msg=rpc, call=call))
+        target.deliver_now(PeerMessage(sender=sender, msg=rpc, call=call))
 
     def forward_command(self, sender: ServerId, to: ServerId, request: CommandRequest) -> None:
         """See ``PeerTransport.forward_command``."""

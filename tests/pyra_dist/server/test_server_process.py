@@ -23,6 +23,8 @@ class ScriptedCore:
 
     def handle(self, event: Event) -> list[Effect]:
         self.handled.append(event)
+        if event == TriggerElection("boom"):
+            raise RuntimeError("boom")
         return list(self.script.get(event, []))
 
 
@@ -36,6 +38,10 @@ class RecordingInterpreter:
         for effect in effects:
             if isinstance(effect, Stop):
                 raise ServerStopped(effect.reason, effect.delete_data)
+
+    def execute_now(self, process: Any, effects: list[Effect], start: int = 0) -> int:
+        self.batches.append(["now", *effects])
+        return len(effects)
 
     def server_stopped(self, process: Any, reason: object, delete_data: bool = False) -> None:
         self.stopped.append((reason, delete_data))
@@ -101,3 +107,51 @@ async def test_consecutive_commands_of_a_burst_reach_the_core_as_one_command_bat
 
     assert core.handled == [CommandBatch(commands=(one, two), system_time=20), tick, three]
     process.task.cancel()  # type: ignore[union-attr]
+
+
+async def test_deliver_now_lets_a_parked_server_handle_the_event_and_execute_its_effects_at_once() -> None:
+    ping = TriggerElection("ping")
+    reply = Reply("ping", WrapReply("pong"))
+    process, core, interpreter = start({ping: [reply]})
+    await asyncio.sleep(0)
+
+    process.deliver_now(ping)
+    assert (core.handled, interpreter.batches) == ([ping], [["now", reply]])
+    process.task.cancel()  # type: ignore[union-attr]
+
+
+async def test_deliver_now_queues_commands_and_mail_for_a_server_that_is_not_parked() -> None:
+    one, two = CommandRequest(data=1, system_time=1), CommandRequest(data=2, system_time=2)
+    ping = TriggerElection("ping")
+    process, core, _ = start({})
+    await asyncio.sleep(0)
+
+    process.deliver_now(one)
+    process.deliver_now(ping)
+    process.deliver_now(two)
+    assert core.handled == []
+    await asyncio.sleep(0.01)
+    assert core.handled == [one, ping, two]
+    process.task.cancel()  # type: ignore[union-attr]
+
+
+async def test_deliver_now_leaves_a_vote_sync_and_what_follows_it_to_the_task() -> None:
+    vote = TriggerElection("vote")
+    effects: list[Effect] = [PersistMeta(2, ME), Reply("vote", WrapReply("granted"))]
+    process, core, interpreter = start({vote: effects})
+    await asyncio.sleep(0)
+
+    process.deliver_now(vote)
+    assert (core.handled, interpreter.batches) == ([vote], [])
+    await asyncio.sleep(0.01)
+    assert interpreter.batches == [effects]
+    process.task.cancel()  # type: ignore[union-attr]
+
+
+async def test_an_exception_raised_while_handling_at_once_crashes_the_server_through_its_task() -> None:
+    process, _, interpreter = start({})
+    await asyncio.sleep(0)
+
+    process.deliver_now(TriggerElection("boom"))
+    await process.task  # type: ignore[misc]
+    assert (process.stopped, interpreter.stopped) == (True, [(("crashed", "RuntimeError('boom')"), False)])

@@ -25,6 +25,8 @@ class Watcher:
     def deliver(self, event: object) -> None:
         self.inbox.append(event)
 
+    deliver_now = deliver
+
     def track_call(self, future: object) -> None:
         pass
 
