@@ -199,8 +199,13 @@ async def measure(
     """One fresh cluster, ``seconds`` of back-to-back ``process_command``; returns (p50 ms, p99 ms, calls)."""
     with tempfile.TemporaryDirectory(prefix="pyra-lat-", dir=os.environ.get("PYRA_BENCH_DIR")) as data_dir:
         network = LocalNetwork()
-        config = SystemConfig.from_mapping({"name": "default", "data_dir": data_dir, **(wal or {})})
-        systems = [await System.start(node=node, network=network, config=config) for node in NODES]
+        # Without --wal: System.start's own defaults, as bench/throughput.py gets them.
+        config = (
+            SystemConfig.from_mapping({"name": "default", "data_dir": data_dir, **wal}) if wal else None
+        )
+        systems = [
+            await System.start("default", data_dir, node, network=network, config=config) for node in NODES
+        ]
         for system in systems:
             await system.__aenter__()
         try:

@@ -110,11 +110,19 @@ _Write: TypeAlias = tuple[str, int, int, bytes, int]
 """(uid, index, term, payload, op) as queued by ``Wal.write`` / ``Wal.truncate``."""
 
 
+PRE_ALLOCATE_CHUNK = 4 * 1024 * 1024
+"""With ``wal_pre_allocate``, files are reserved ahead of the write position in chunks of this size
+(at most ``wal_max_size_bytes`` at creation): each chunk costs one metadata update, instead of one per
+synced batch for a growing file, while a reader of the file never has more than one chunk of zeros
+to skip."""
+
+
 @dataclass(slots=True)
 class _OpenFile:
     path: Path
     fd: int
     size: int
+    allocated: int = 0
     entries: int = 0
     writers: dict[str, int] = field(default_factory=dict)
     ranges: dict[str, tuple[int, int]] = field(default_factory=dict)
@@ -158,6 +166,7 @@ class Wal:
         self._queued_seq = 0
         self._durable_seq = 0
         self._file: _OpenFile | None = None
+        self._pre_allocate = config.wal_pre_allocate and config.wal_sync_method is WalSyncMethod.DATASYNC
         self._thread: threading.Thread | None = None
         self.metrics = WalMetrics(labels=dict(config.metrics_labels))
 
@@ -305,17 +314,19 @@ class Wal:
         try:
             header = fmt.encode_wal_header(cfg.wal_compute_checksums)
             write_all(self._ops, fd, header)
-            if cfg.wal_pre_allocate and cfg.wal_sync_method is WalSyncMethod.DATASYNC:
+            allocated = 0
+            if self._pre_allocate:
                 # Pre-allocated blocks make fdatasync skip the size update; only datasync
                 # benefits, as fsync writes the metadata anyway (Ra: wal_pre_allocate).
-                self._ops.fallocate(fd, 0, cfg.wal_max_size_bytes)
+                allocated = min(cfg.wal_max_size_bytes, PRE_ALLOCATE_CHUNK)
+                self._ops.fallocate(fd, 0, allocated)
             self._ops.fsync(fd)
             self._ops.rename(tmp, path)
             self._ops.fsync_dir(self._dir)
         except BaseException:
             self._ops.close(fd)
             raise
-        return _OpenFile(path=path, fd=fd, size=len(header))
+        return _OpenFile(path=path, fd=fd, size=len(header), allocated=allocated)
 
     def _run(self) -> None:
         max_batch = self._config.wal_max_batch_size
@@ -369,6 +380,11 @@ class Wal:
                 else:
                     uid_runs.append([index, index, term])
         data = b"".join(parts)
+        if self._pre_allocate and f.size + len(data) > f.allocated:
+            # Reserve the next chunk (the sync below makes the new size durable once per chunk).
+            end = max(f.size + len(data), f.allocated + PRE_ALLOCATE_CHUNK)
+            self._ops.fallocate(f.fd, f.allocated, end - f.allocated)
+            f.allocated = end
         write_all(self._ops, f.fd, data)
         strategy = cfg.wal_write_strategy
         if strategy is WalWriteStrategy.SYNC_AFTER_NOTIFY:

@@ -15,7 +15,15 @@ from log_support import FaultyFileOps, FullSizeRandom, SystemFactory
 
 from pyra_dist.log import LogCorrupt, LogSystem, SystemConfig, WalFailed, WalSyncMethod, WalWriteStrategy
 from pyra_dist.log import format as fmt
-from pyra_dist.log.wal import WalError, WalEvent, WalFileReport, WalWritten, list_wal_files, read_wal_file
+from pyra_dist.log.wal import (
+    PRE_ALLOCATE_CHUNK,
+    WalError,
+    WalEvent,
+    WalFileReport,
+    WalWritten,
+    list_wal_files,
+    read_wal_file,
+)
 
 
 class Events:
@@ -184,6 +192,39 @@ def test_pre_allocated_wal_recovers_and_ignores_its_zero_tail(
     again = open_system()
     assert again.recovery.torn_tails == []
     assert again.open_server_log("a").fetch(1, 2) == [(1, 1, b"one"), (2, 1, b"two")]
+
+
+class FallocateRecorder(FaultyFileOps):
+    """Real file operations that also record each ``fallocate(offset, length)``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fallocates: list[tuple[int, int]] = []
+
+    def fallocate(self, fd: int, offset: int, length: int) -> None:
+        self.fallocates.append((offset, length))
+        super().fallocate(fd, offset, length)
+
+
+def test_pre_allocated_wal_grows_one_chunk_at_a_time_and_recovers_across_chunks(
+    open_system: SystemFactory,
+) -> None:
+    ops = FallocateRecorder()
+    system = open_system(ops, wal_pre_allocate=True)
+    chunk = PRE_ALLOCATE_CHUNK
+    assert ops.fallocates == [(0, chunk)]
+    log = system.open_server_log("a")
+    big = [(i, 1, bytes([i]) * 65536) for i in range(1, 71)]  # 70 x 64 KiB: crosses the first chunk
+    for entry in big:
+        log.append([entry])
+        assert system.wal.wait_durable(30)
+    assert ops.fallocates == [(0, chunk), (chunk, chunk)]
+    path = system.wal.current_file
+    assert path is not None and path.stat().st_size == 2 * chunk
+    system.close()
+    again = open_system()
+    assert again.recovery.torn_tails == []
+    assert again.open_server_log("a").fetch(1, 70) == big
 
 
 def _three_entry_wal(tmp_path: Path) -> tuple[Path, list[int]]:
