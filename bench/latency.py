@@ -190,11 +190,31 @@ class Tracer:
             print(f"  {med:8.0f} us  {key}  ({count})")
 
 
+async def _prefill(system: System, leader: ServerId, payload: bytes, count: int) -> None:
+    """Pipeline ``count`` commands (500 in flight) and wait until all are applied, as phase 1 of
+    ``bench/throughput.py`` leaves the cluster before its latency phase (full memtables, a big heap)."""
+    async with ra.EventQueue(system) as events:
+        sent = applied = 0
+        while sent < min(count, 500):
+            sent += 1
+            await ra.pipeline_command(system, leader, payload, sent, "normal", notify=events.pid)
+        while applied < count:
+            event = await events.get()
+            assert event.kind == "applied", event
+            assert isinstance(event.body, tuple)
+            applied += len(event.body)
+            for _ in range(len(event.body)):
+                if sent < count:
+                    sent += 1
+                    await ra.pipeline_command(system, leader, payload, sent, "normal", notify=events.pid)
+
+
 async def measure(
     seconds: float,
     tracer: Tracer | None,
     profiler: cProfile.Profile | None = None,
     wal: dict[str, object] | None = None,
+    prefill: int = 0,
 ) -> tuple[float, float, int]:
     """One fresh cluster, ``seconds`` of back-to-back ``process_command``; returns (p50 ms, p99 ms, calls)."""
     with tempfile.TemporaryDirectory(prefix="pyra-lat-", dir=os.environ.get("PYRA_BENCH_DIR")) as data_dir:
@@ -215,6 +235,8 @@ async def measure(
             assert isinstance(leader, ServerId)
             caller = next(s for s in systems if s.node == leader.node)
             payload = os.urandom(256)
+            if prefill:
+                await _prefill(caller, leader, payload, prefill)
             for _ in range(200):  # warm-up
                 await ra.process_command(caller, leader, payload)
             latencies: list[float] = []
@@ -264,6 +286,9 @@ def main() -> None:
         metavar="KEY=VALUE",
         help="a SystemConfig key in Ra's spelling, e.g. wal_pre_allocate=true, wal_write_strategy=o_sync",
     )
+    parser.add_argument(
+        "--prefill", type=int, default=0, help="pipeline this many commands first (throughput.py's phase 1)"
+    )
     parser.add_argument("--no-gc", action="store_true", help="disable the cyclic GC (diagnosis only)")
     args = parser.parse_args()
     if args.no_gc:
@@ -278,7 +303,7 @@ def main() -> None:
         wal[key] = {"true": True, "false": False}.get(value, int(value) if value.isdigit() else value)
     results = []
     for run in range(args.runs):
-        p50, p99, calls = asyncio.run(measure(args.seconds, tracer, profiler, wal))
+        p50, p99, calls = asyncio.run(measure(args.seconds, tracer, profiler, wal, args.prefill))
         print(f"run {run + 1}: p50_ms={p50:.3f} p99_ms={p99:.3f} calls={calls}")
         results.append((p50, p99, calls))
     if tracer is not None:

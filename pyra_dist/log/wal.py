@@ -40,7 +40,7 @@ from typing import TypeAlias
 from pyra_dist.log import format as fmt
 from pyra_dist.log.config import SystemConfig, WalSyncMethod, WalWriteStrategy
 from pyra_dist.log.errors import LogCorrupt, WalFailed
-from pyra_dist.log.fileops import FileOps, OsFileOps, write_all
+from pyra_dist.log.fileops import FileOps, OsFileOps, pwrite_all, write_all
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +167,14 @@ class Wal:
         self._durable_seq = 0
         self._file: _OpenFile | None = None
         self._pre_allocate = config.wal_pre_allocate and config.wal_sync_method is WalSyncMethod.DATASYNC
+        # Write and datasync in one call where the OS offers it (Linux pwritev2 flags). Only for the
+        # plain OS file operations: injected ones (tests) see the separate write and sync calls.
+        self._dsync_write = (
+            type(self._ops) is OsFileOps
+            and hasattr(os, "RWF_DSYNC")
+            and config.wal_sync_method is WalSyncMethod.DATASYNC
+            and config.wal_write_strategy is WalWriteStrategy.DEFAULT
+        )
         self._thread: threading.Thread | None = None
         self.metrics = WalMetrics(labels=dict(config.metrics_labels))
 
@@ -385,12 +393,23 @@ class Wal:
             end = max(f.size + len(data), f.allocated + PRE_ALLOCATE_CHUNK)
             self._ops.fallocate(f.fd, f.allocated, end - f.allocated)
             f.allocated = end
-        write_all(self._ops, f.fd, data)
         strategy = cfg.wal_write_strategy
-        if strategy is WalWriteStrategy.SYNC_AFTER_NOTIFY:
+        if self._dsync_write:
+            # One syscall writes and syncs the batch (pwritev with RWF_DSYNC is a per-write
+            # O_DSYNC: the same guarantee as write + fdatasync). The writer thread then needs the
+            # GIL once per batch instead of twice, which matters while the event loop is busy.
+            written = os.pwritev(f.fd, [data], f.size, os.RWF_DSYNC)
+            if written < len(data):
+                pwrite_all(self._ops, f.fd, data[written:], f.size + written)
+                self._ops.fdatasync(f.fd)
+            self.metrics.syncs += 1
+            self._notify(runs, callbacks)
+        elif strategy is WalWriteStrategy.SYNC_AFTER_NOTIFY:
+            write_all(self._ops, f.fd, data)
             self._notify(runs, callbacks)
             self._sync(f.fd)
         else:
+            write_all(self._ops, f.fd, data)
             if strategy is WalWriteStrategy.DEFAULT:
                 self._sync(f.fd)
             self._notify(runs, callbacks)

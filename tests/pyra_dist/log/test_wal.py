@@ -227,6 +227,31 @@ def test_pre_allocated_wal_grows_one_chunk_at_a_time_and_recovers_across_chunks(
     assert again.open_server_log("a").fetch(1, 70) == big
 
 
+@pytest.mark.skipif(not hasattr(os, "RWF_DSYNC"), reason="needs pwritev2 flags (Linux)")
+def test_with_real_file_operations_a_batch_is_written_and_synced_by_one_pwritev_with_rwf_dsync(
+    open_system: SystemFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[tuple[int, int]] = []
+    real = os.pwritev
+
+    def short_pwritev(fd: int, buffers: list[bytes], offset: int, flags: int = 0) -> int:
+        # Report a short write of 10 bytes: the WAL must write the rest and sync it itself.
+        calls.append((offset, flags))
+        return real(fd, [bytes(buffers[0])[:10]], offset, flags)
+
+    monkeypatch.setattr(os, "pwritev", short_pwritev)
+    system = open_system()
+    log = system.open_server_log("a")
+    for i in (1, 2):
+        log.append([(i, 1, payload("a", i, 1))])
+        assert system.wal.wait_durable(30)
+    assert [flags for _, flags in calls] == [os.RWF_DSYNC, os.RWF_DSYNC]
+    assert calls[0][0] == fmt.WAL_HEADER.size
+    assert (system.wal.metrics.batches, system.wal.metrics.syncs) == (2, 2)
+    system.close()
+    assert open_system().open_server_log("a").fetch(1, 2) == [(i, 1, payload("a", i, 1)) for i in (1, 2)]
+
+
 def _three_entry_wal(tmp_path: Path) -> tuple[Path, list[int]]:
     """A closed WAL file holding entries 1..3 of uid "a"; returns it and the record offsets."""
     system = LogSystem.open(SystemConfig(data_dir=tmp_path / "src"), "n1")
