@@ -25,6 +25,7 @@ import gc
 import os
 import pstats
 import statistics
+import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -289,10 +290,18 @@ def main() -> None:
     parser.add_argument(
         "--prefill", type=int, default=0, help="pipeline this many commands first (throughput.py's phase 1)"
     )
+    parser.add_argument(
+        "--switch-interval",
+        type=float,
+        default=None,
+        help="sys.setswitchinterval (seconds): how long a WAL thread waits for the GIL while the loop runs",
+    )
     parser.add_argument("--no-gc", action="store_true", help="disable the cyclic GC (diagnosis only)")
     args = parser.parse_args()
     if args.no_gc:
         gc.disable()
+    if args.switch_interval is not None:
+        sys.setswitchinterval(args.switch_interval)
     tracer = Tracer() if args.trace else None
     if tracer is not None:
         tracer.install()

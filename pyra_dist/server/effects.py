@@ -282,7 +282,8 @@ class EffectInterpreter:
         self._scheduled.discard(process)
         del self._held[process]
         if not process.stopped:
-            aers.flush()
+            with process.handling():
+                aers.flush()
 
     def _machine_effect(self, process: ServerProcess, effect: MachineEffectT) -> None:
         """Execute one machine effect that the core handed to the driver (ra-internals §6.4)."""

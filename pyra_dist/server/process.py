@@ -18,9 +18,10 @@ to the core as one ``CommandBatch`` (one append, one AER per peer).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
 from typing import Protocol
 
 from pyra_dist.core.effects import Effect, PersistMeta, Stop
@@ -162,6 +163,21 @@ class ServerProcess:
             self._wake()
         finally:
             self._inline = False
+
+    @contextlib.contextmanager
+    def handling(self) -> Iterator[None]:
+        """Treat the server as busy for the duration: ``deliver_now`` queues instead of nesting.
+
+        For code that acts on the server's behalf outside its task and ``deliver_now`` (the
+        interpreter sending held AERs): a peer's immediate answer must wait in the mailbox, or a
+        nested execution could send to that peer ahead of what is still being sent.
+        """
+        previous = self._inline
+        self._inline = True
+        try:
+            yield
+        finally:
+            self._inline = previous
 
     def _wake(self) -> None:
         waiter = self._waiter

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -90,6 +92,10 @@ class Process:
     members = ()
     busy = False
     stopped = False
+
+    @contextlib.contextmanager
+    def handling(self) -> Iterator[None]:
+        yield
 
 
 def interpreter(rec: Recorder) -> EffectInterpreter:

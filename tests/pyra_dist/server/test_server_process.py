@@ -155,3 +155,17 @@ async def test_an_exception_raised_while_handling_at_once_crashes_the_server_thr
     process.deliver_now(TriggerElection("boom"))
     await process.task  # type: ignore[misc]
     assert (process.stopped, interpreter.stopped) == (True, [(("crashed", "RuntimeError('boom')"), False)])
+
+
+async def test_deliver_now_queues_while_something_acts_for_the_server_outside_its_task() -> None:
+    ping = TriggerElection("ping")
+    reply = Reply("ping", WrapReply("pong"))
+    process, core, interpreter = start({ping: [reply]})
+    await asyncio.sleep(0)
+
+    with process.handling():
+        process.deliver_now(ping)
+        assert core.handled == []
+    await asyncio.sleep(0.01)
+    assert (core.handled, interpreter.batches) == ([ping], [[reply]])
+    process.task.cancel()  # type: ignore[union-attr]
