@@ -22,7 +22,7 @@ OS processes joined by Erlang distribution, formed and driven from an Erlang nod
 the last line; see ``bench_pyra_nodes``).
 
 Run: ``python bench/throughput.py [--seconds 10] [--profile] [--skip-ra] [--ra-eval] [--pyra-nodes]
-[--tune-gc]``.
+[--nodes-only] [--profile-nodes DIR] [--tune-gc]``.
 """
 
 from __future__ import annotations
@@ -326,13 +326,51 @@ def bench_ra(seconds: float, eval_client: bool = False) -> tuple[float, float, f
     return ops, p50_us / 1000, p99_us / 1000
 
 
-def bench_pyra_nodes(seconds: float) -> tuple[float, float, float]:
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time a child process has used so far (Linux ``/proc/PID/stat``)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], out_path: str, timeout: float = 60.0) -> None:
+    """Wait until a ``pyra node`` printed its ``ready`` line into ``out_path``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(out_path, errors="replace") as f:
+            text = f.read()
+        if any(line.startswith("ready") for line in text.splitlines()):
+            return
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    raise RuntimeError(f"pyra node did not start: {text[-2000:]!r}")
+
+
+def bench_pyra_nodes(
+    seconds: float,
+    profile_dir: str | None = None,
+    *,
+    node_script: str | None = None,
+    show_output: bool = False,
+) -> tuple[float, float, float]:
     """Three ``pyra node`` OS processes joined by Erlang distribution, driven by an Erlang client node.
 
     The cluster is formed with ``ra:start_cluster`` from a real OTP node (Ra 2.2.0 loaded) on the three
     Python nodes, with ``{simple, fun maps:merge/2, #{}}`` as the machine (a Python twin exists) and
     ``#{a => <<256 bytes>>}`` as the command; the same compiled ``pyra_ra_bench`` clients drive it. Every
     command crosses distribution (ETF) from the client to the leader and from the leader to both followers.
+
+    Args:
+        seconds: length of the pipelined phase (the latency phase lasts ``min(seconds, 5)``).
+        profile_dir: run each node under cProfile and write ``node1.prof``... there (read them with
+            ``python -m pstats``); the nodes stop cleanly on SIGTERM, which writes the files.
+        node_script: run the nodes with this script (same arguments as ``python -m pyra_dist``)
+            instead of ``-m pyra_dist``, e.g. a wrapper that instruments the node.
+        show_output: print the last lines each node wrote (stdout and stderr) after it stopped.
 
     Returns:
         (ops/s, p50 ms, p99 ms).
@@ -354,18 +392,15 @@ def bench_pyra_nodes(seconds: float) -> tuple[float, float, float]:
                     f"{data_dir}/{k}",
                     "--visible",
                 ]
-                procs.append(
-                    subprocess.Popen(
-                        [sys.executable, "-m", "pyra_dist", *args],
-                        stdout=subprocess.PIPE,
-                        stderr=subprocess.STDOUT,
-                    )
-                )
-            for proc in procs:
-                assert proc.stdout is not None
-                line = proc.stdout.readline().decode()
-                if not line.startswith("ready"):
-                    raise RuntimeError(f"pyra node did not start: {line!r}")
+                runner = [sys.executable]
+                if profile_dir is not None:
+                    runner += ["-m", "cProfile", "-o", f"{profile_dir}/node{k + 1}.prof"]
+                runner += [node_script] if node_script is not None else ["-m", "pyra_dist"]
+                # Output goes to a file: a pipe nobody reads would block a node that logs a lot.
+                with open(f"{data_dir}/node{k + 1}.out", "wb") as out:
+                    procs.append(subprocess.Popen([*runner, *args], stdout=out, stderr=subprocess.STDOUT))
+            for k, proc in enumerate(procs):
+                _wait_ready(proc, f"{data_dir}/node{k + 1}.out")
             with ErlPeer(
                 f"pyrabenchdrv_{tag}",
                 cookie,
@@ -385,7 +420,10 @@ def bench_pyra_nodes(seconds: float) -> tuple[float, float, float]:
                 driver.eval(f"{{ok, _, L}} = ra:process_command({{bench, '{names[0]}'}}, #{{}}).", timeout=60)
                 payload = "#{a => binary:copy(<<7>>, 256)}"
                 ms = int(seconds * 1000)
+                pids = [proc.pid for proc in procs] + ([driver.proc.pid] if driver.proc is not None else [])
+                cpu0 = [_cpu_seconds(pid) for pid in pids]
                 text = driver.eval(f"pyra_ra_bench:run(L, {payload}, {ms}, 5).", seconds * 3 + 60)
+                cpu = [_cpu_seconds(pid) - c0 for pid, c0 in zip(pids, cpu0, strict=True)]
                 lat_ms = int(min(seconds, 5.0) * 1000)
                 text += driver.eval(f"pyra_ra_bench:latency(L, {payload}, {lat_ms}).", 120)
         finally:
@@ -396,24 +434,54 @@ def bench_pyra_nodes(seconds: float) -> tuple[float, float, float]:
                     proc.wait(10)
                 except subprocess.TimeoutExpired:
                     proc.kill()
+            if show_output:
+                for k in range(len(procs)):
+                    with open(f"{data_dir}/node{k + 1}.out", errors="replace") as f:
+                        tail = f.read().splitlines()[-20:]
+                    print(f"--- node{k + 1} output (last {len(tail)} lines)", *tail, sep="\n")
     numbers = [int(n) for n in re.findall(r"\d+", text)]
     elapsed_us, n_lat, p50_us, p99_us = numbers[5:9]
+    done = max(1, sum(numbers[:5]))
     print(
         f"pyra nodes pipelined: {sum(numbers[:5])} commands in {elapsed_us / 1e6:.2f} s; "
         f"blocking: {n_lat} calls"
     )
+    # CPU per command of each OS process during the pipelined phase (the leader is pyrabench1 unless
+    # an election moved it): what the throughput costs, independent of other load on the machine.
+    print(
+        "pipelined CPU us/command (node1 node2 node3 erl-driver): "
+        + " ".join(f"{c / done * 1e6:.0f}" for c in cpu)
+    )
     return sum(numbers[:5]) / (elapsed_us / 1e6), p50_us / 1000, p99_us / 1000
 
 
-def main(seconds: float, profile: bool, skip_ra: bool, ra_eval: bool, nodes: bool) -> None:
+def main(
+    seconds: float,
+    profile: bool,
+    skip_ra: bool,
+    ra_eval: bool,
+    nodes: bool,
+    nodes_only: bool = False,
+    profile_nodes: str | None = None,
+    node_script: str | None = None,
+    show_output: bool = False,
+) -> None:
     """Run the benchmarks and print the summary line."""
+    if nodes_only:
+        mp_ops, mp_p50, mp_p99 = bench_pyra_nodes(
+            seconds, profile_nodes, node_script=node_script, show_output=show_output
+        )
+        print(f"throughput: pyra_nodes ops/s={mp_ops:.0f} p50_ms={mp_p50:.2f} p99_ms={mp_p99:.2f}")
+        return
     ops, p50, p99 = asyncio.run(bench_pyra(seconds, profile))
     line = f"throughput: pyra ops/s={ops:.0f} p50_ms={p50:.2f} p99_ms={p99:.2f}"
     if not skip_ra:
         ra_ops, ra_p50, ra_p99 = bench_ra(seconds, ra_eval)
         line += f" ra ops/s={ra_ops:.0f} p50_ms={ra_p50:.2f} p99_ms={ra_p99:.2f}"
     if nodes:
-        mp_ops, mp_p50, mp_p99 = bench_pyra_nodes(seconds)
+        mp_ops, mp_p50, mp_p99 = bench_pyra_nodes(
+            seconds, profile_nodes, node_script=node_script, show_output=show_output
+        )
         line += f" pyra_nodes ops/s={mp_ops:.0f} p50_ms={mp_p50:.2f} p99_ms={mp_p99:.2f}"
     print(line)
     # The issue's summary format, last.
@@ -441,7 +509,25 @@ if __name__ == "__main__":
         action="store_true",
         help="raise the cyclic GC's gen-0 threshold (an application-level setting pyra never makes itself)",
     )
+    parser.add_argument(
+        "--nodes-only", action="store_true", help="only the three `pyra node` processes (no in-process run)"
+    )
+    parser.add_argument(
+        "--profile-nodes", metavar="DIR", help="cProfile each `pyra node` process into DIR/nodeN.prof"
+    )
+    parser.add_argument("--node-script", help="run each `pyra node` with this script instead of -m pyra_dist")
+    parser.add_argument("--node-output", action="store_true", help="print the end of each node's output")
     args = parser.parse_args()
     if args.tune_gc:
         gc.set_threshold(100_000, 50, 1000)
-    main(args.seconds, args.profile, args.skip_ra, args.ra_eval, args.pyra_nodes)
+    main(
+        args.seconds,
+        args.profile,
+        args.skip_ra,
+        args.ra_eval,
+        args.pyra_nodes or args.nodes_only,
+        args.nodes_only,
+        args.profile_nodes,
+        args.node_script,
+        args.node_output,
+    )

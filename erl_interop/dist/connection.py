@@ -60,7 +60,7 @@ from erl_interop.dist.handshake import (
     check_node_name,
 )
 from erl_interop.errors import CodecError, ConnectionLost
-from erl_interop.term import Term, decode, encode
+from erl_interop.term import Atom, Term, decode, encode
 
 __all__ = [
     "ConnectionClosed",
@@ -466,6 +466,10 @@ class DistConnection:
 
     def _decode_message(self, packet: bytes) -> MessageReceived | None:
         if self._header_mode:
+            if packet[:3] == _HEADER_0_REFS:
+                # A normal header without atom cache refs (what peers send us unless we advertise
+                # DIST_HDR_ATOM_CACHE): nothing for the assembler to do.
+                return self._decode_terms(packet, 3, None)
             complete = self._assembler.receive(packet)
             if complete is None:
                 return None
@@ -474,6 +478,9 @@ class DistConnection:
             if len(packet) < 2 or packet[0] != _PASS_THROUGH or packet[1] != VERSION_MAGIC:
                 raise DistProtocolError(f"expected a pass-through packet ('p',131), got {packet[:8]!r}")
             data, offset, atom_cache = packet, 2, None
+        return self._decode_terms(data, offset, atom_cache)
+
+    def _decode_terms(self, data: bytes, offset: int, atom_cache: list[Atom] | None) -> MessageReceived:
         control_term, offset = decode(data, offset, atom_cache=atom_cache)
         control = control_from_term(control_term)
         payload: Term | None = None

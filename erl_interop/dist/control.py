@@ -510,6 +510,13 @@ def control_from_term(term: Term) -> ControlMessage:
         DistProtocolError: not a tuple, an unknown op, a wrong arity or a wrongly typed element.
             The connection that carried it must be closed (Erlang does the same).
     """
+    if type(term) is tuple and term and type(term[0]) is int:
+        # The message-carrying ops first, without the generic checks: nearly every packet is one.
+        n, op_number = len(term), term[0]
+        if op_number == 6 and n == 4 and type(term[1]) is Pid and type(term[3]) is Atom:
+            return RegSend(from_pid=term[1], to_name=term[3])
+        if op_number == 22 and n == 3 and type(term[1]) is Pid and type(term[2]) is Pid:
+            return SendSender(from_pid=term[1], to_pid=term[2])
     if not isinstance(term, tuple) or not term or not isinstance(term[0], int) or isinstance(term[0], bool):
         raise DistProtocolError(f"control message is not a tuple starting with an op number: {term!r}")
     op = _OPS.get(term[0])

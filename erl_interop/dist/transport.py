@@ -38,7 +38,7 @@ from erl_interop.dist.control import ControlMessage
 from erl_interop.dist.flags import DistFlags
 from erl_interop.epmd.client import port_please
 from erl_interop.errors import ConnectionLost, HandshakeError
-from erl_interop.term import Term
+from erl_interop.term import Atom, Term
 
 __all__ = [
     "Arbiter",
@@ -87,7 +87,8 @@ class Arbiter(Protocol):
 class DistChannel:
     """One established distribution connection.
 
-    Created by ``connect`` or ``serve`` only. Attributes: ``peer_node``, ``peer_creation``,
+    Created by ``connect`` or ``serve`` only. Attributes: ``peer_node`` (and the same as an
+    ``Atom``, ``peer_atom``), ``peer_creation``,
     ``flags`` (negotiated), ``replaces_existing`` (inbound only: the peer confirmed that our
     old connection to it is dead; the node must close that one).
     """
@@ -102,6 +103,7 @@ class DistChannel:
         assert conn.peer_node is not None
         self.local = conn.local
         self.peer_node: str = established.peer_node
+        self.peer_atom = Atom(established.peer_node)
         self.peer_creation: int = established.peer_creation
         self.flags: DistFlags = established.flags
         self.replaces_existing: bool = established.replaces_existing
@@ -111,6 +113,7 @@ class DistChannel:
         self._loop = asyncio.get_running_loop()
         self._handler: Handler | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_when = 0.0  # the deadline _timer was armed for
         self._closed: asyncio.Future[str] = self._loop.create_future()
         self._task: asyncio.Task[None] | None = None  # the reader task, for connect()ed channels
         self._flush_scheduled = False
@@ -184,12 +187,15 @@ class DistChannel:
             self._writer.write(out)
 
     def _arm_timer(self) -> None:
+        when = self._conn.get_timer()
         if self._timer is not None:
+            if when == self._timer_when and not self.closed:
+                return  # already armed for that deadline (the usual case: it moves every 15 s)
             self._timer.cancel()
             self._timer = None
-        when = self._conn.get_timer()
         if when is not None and not self.closed:
             self._timer = self._loop.call_at(when, self._on_timer)
+            self._timer_when = when
 
     def _on_timer(self) -> None:
         self._timer = None

@@ -6,6 +6,9 @@ Owns: the ordered queue of messages delivered to one process, and the single pen
 Must not: know about pids, links or the network; deliver anything itself. Messages are
 opaque terms here; the caller decides what matches.
 
+A mailbox created with a ``handler`` queues nothing: each message is passed to the handler as it
+arrives, synchronously (a process whose receive loop is a callback, see ``Node.process``).
+
 Theory of operation: ``receive(match)`` scans the queue from the oldest message and takes
 the first one for which ``match`` is true, leaving the others in place (Erlang's
 "save queue"). Messages already rejected during one ``receive`` call are not scanned
@@ -26,9 +29,11 @@ Match = Callable[[Any], bool]
 class Mailbox:
     """Ordered messages for one reader, with selective receive and timeouts."""
 
-    __slots__ = ("_closed", "_messages", "_waiter")
+    __slots__ = ("_closed", "_handler", "_messages", "_waiter")
 
-    def __init__(self) -> None:
+    def __init__(self, handler: Callable[[Any], None] | None = None) -> None:
+        # When set, every message goes to handler(message) on arrival instead of the queue.
+        self._handler = handler
         self._messages: list[Any] = []
         # Set while the owner is blocked in receive(); resolved by put() or close().
         self._waiter: asyncio.Future[None] | None = None
@@ -41,6 +46,9 @@ class Mailbox:
     def put(self, message: Any) -> None:
         """Append a message (drops it silently if the mailbox is closed, as Erlang does)."""
         if self._closed is not None:
+            return
+        if self._handler is not None:
+            self._handler(message)
             return
         self._messages.append(message)
         self._wake()
@@ -96,6 +104,8 @@ class Mailbox:
         """
         if self._waiter is not None:
             raise RuntimeError("a mailbox has a single reader; receive() is already pending")
+        if self._handler is not None:
+            raise RuntimeError("this mailbox hands its messages to a handler; nothing to receive")
         scanned = 0
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout

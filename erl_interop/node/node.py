@@ -249,17 +249,33 @@ class Node:
         proc.task = self.task_group.create_task(proc._run(body, args), name=f"{self.name}:{proc.pid}")
         return proc
 
-    def process(self, *, name: str | Atom | None = None, trap_exit: bool = False) -> Process:
+    def process(
+        self,
+        *,
+        name: str | Atom | None = None,
+        trap_exit: bool = False,
+        handler: Callable[[Term], None] | None = None,
+    ) -> Process:
         """Create an attached process: a pid and mailbox used by the calling code (no task).
 
         Close it with ``proc.close()`` or use ``async with node.process() as proc:``.
-        """
-        return self._new_process(name=name, trap_exit=trap_exit)
 
-    def _new_process(self, *, name: str | Atom | None, trap_exit: bool) -> Process:
+        Args:
+            name: register the process under this name.
+            trap_exit: turn exit signals into ``{'EXIT', From, Reason}`` messages.
+            handler: instead of queueing messages for ``receive``, call ``handler(message)`` on
+                the loop as each one arrives, in order (a receive loop without a task: no
+                wake-up per message). It must not block; an exception it raises reaches the
+                sender of that message (for a peer's message: logged by the connection).
+        """
+        return self._new_process(name=name, trap_exit=trap_exit, handler=handler)
+
+    def _new_process(
+        self, *, name: str | Atom | None, trap_exit: bool, handler: Callable[[Term], None] | None = None
+    ) -> Process:
         if self._stopping:
             raise RuntimeError("node is stopping")
-        proc = Process(self, self._registry.new_pid(), trap_exit=trap_exit)
+        proc = Process(self, self._registry.new_pid(), trap_exit=trap_exit, handler=handler)
         self._registry.processes[proc.pid] = proc
         if name is not None:
             self.register(name, proc.pid)
@@ -338,6 +354,10 @@ class Node:
             else:
                 self._peers.send(signal)
             return
+        self._emit_local(signal)
+
+    def _emit_local(self, signal: s.Signal) -> None:
+        """Deliver a signal addressed to this node, in emission order (see ``_emit``)."""
         self._run_queue.append(signal)
         if self._draining:
             return

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, assert_never
 
@@ -122,13 +123,15 @@ Dest = Pid | Atom | Reference | tuple[Atom | str, Atom | str]
 class Process:
     """One Python process of a :class:`Node`. Created by ``Node.spawn`` / ``Node.process``."""
 
-    def __init__(self, node: Node, pid: Pid, *, trap_exit: bool = False) -> None:
+    def __init__(
+        self, node: Node, pid: Pid, *, trap_exit: bool = False, handler: Callable[[Any], None] | None = None
+    ) -> None:
         from erl_interop.node.mailbox import Mailbox
 
         self.node = node
         self.pid = pid
         self.trap_exit = trap_exit
-        self.mailbox = Mailbox()
+        self.mailbox = Mailbox(handler)
         self.name: Atom | None = None
         self.alive = True
         self.exit_reason: Term | None = None

@@ -161,13 +161,13 @@ class Peers:
     def on_message(self, channel: DistChannel, control: ControlMessage, payload: Term | None) -> None:
         """A control message from a peer: turn it into a signal for one of our processes."""
         node = self._node
-        signal = signal_from_control(control, payload, local=node.name, peer=_peer_atom(channel))
+        signal = signal_from_control(control, payload, local=node.name, peer=channel.peer_atom)
         if signal is None:
             return
         if s.destination(signal) != node.name:
             log.debug("%s: dropping %r addressed to another node", node.name, signal)
             return
-        node._emit(signal)
+        node._emit_local(signal)
 
     def on_closed(self, channel: DistChannel, reason: str) -> None:
         """A channel closed: every link and monitor over it fires ``noconnection``."""
@@ -259,4 +259,4 @@ class Peers:
 
 
 def _peer_atom(channel: DistChannel) -> Atom:
-    return Atom(channel.peer_node)
+    return channel.peer_atom

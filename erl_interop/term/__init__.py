@@ -22,6 +22,7 @@ map                         ``Map``                            ``Map``, ``dict``
 pid / reference / port      ``Pid`` / ``Reference`` / ``Port``  same
 ``fun M:F/A``               ``ExportFun``                      ``ExportFun``
 local fun                   ``OpaqueFun`` (raw bytes)          ``OpaqueFun``
+(any, pre-encoded)          never                              ``Encoded`` (bytes spliced as is)
 ==========================  =================================  ==============================
 
 Round trips are byte-exact for every term a real OTP node produces:
@@ -36,6 +37,7 @@ from erl_interop.term.types import (
     Atom,
     BitString,
     Charlist,
+    Encoded,
     ExportFun,
     ImproperList,
     Map,
@@ -63,6 +65,7 @@ __all__ = [
     "Atom",
     "BitString",
     "Charlist",
+    "Encoded",
     "ExportFun",
     "ImproperList",
     "Map",

@@ -48,6 +48,7 @@ from erl_interop.errors import EncodeError
 from erl_interop.term.types import (
     Atom,
     BitString,
+    Encoded,
     ExportFun,
     ImproperList,
     Map,
@@ -291,6 +292,12 @@ def _encode_other(x: Any, out: bytearray, mode: int, nesting: int, seen: list[bo
         out += x.data
         return None
     if t is _Raw:
+        out += x.data
+        return None
+    if t is Encoded:
+        # Spliced as given: only the default modes may hold bytes we did not write ourselves.
+        if mode != _DEFAULT and mode != _OLD_STYLE:
+            raise EncodeError("an Encoded term can only be written in the default mode")
         out += x.data
         return None
     if t is _FloatExt:

@@ -1,8 +1,8 @@
 """Python types for Erlang terms that have no exact built-in Python counterpart.
 
 Owns: ``Atom``, ``Pid``, ``Reference``, ``Port``, ``BitString``, ``ImproperList``, ``ExportFun``,
-``OpaqueFun``, ``Map``, ``Charlist`` and the ``Term`` type alias. Must not: encode or decode bytes
-(``encode.py`` / ``decode.py`` do), do I/O, or keep any module-level mutable state.
+``OpaqueFun``, ``Encoded``, ``Map``, ``Charlist`` and the ``Term`` type alias. Must not: encode or
+decode bytes (``encode.py`` / ``decode.py`` do), do I/O, or keep any module-level mutable state.
 
 Equality follows Erlang's exact equality (``=:=``) wherever Python lets us: ``Atom('a') != 'a'``,
 and ``Map`` keeps ``1``, ``1.0`` and ``true`` apart as keys. Values that remember how they were
@@ -19,6 +19,7 @@ __all__ = [
     "Atom",
     "BitString",
     "Charlist",
+    "Encoded",
     "ExportFun",
     "ImproperList",
     "Map",
@@ -237,6 +238,20 @@ class OpaqueFun:
     def arity(self) -> int:
         """The fun's arity."""
         return self.data[5]
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """A term already in external format (tag and data, no ``131``), written out verbatim.
+
+    For senders that encode a part of a message once and send it several times (a Raft leader
+    sends the same log entries to every follower). The encoder copies ``data`` without looking at
+    it, so it must be one complete, valid term; only the default encoding mode accepts it
+    (``encode`` and ``term_to_binary`` without ``minor_version``). Never produced by the decoder;
+    it equals only an ``Encoded`` with the same bytes.
+    """
+
+    data: bytes
 
 
 class Charlist(list[int]):
@@ -477,5 +492,5 @@ class _FloatExt(float):
 Term: TypeAlias = (
     "Atom | bool | int | float | str | bytes | bytearray | memoryview | tuple[Term, ...] "
     "| list[Term] | dict[Any, Term] | Map | Pid | Reference | Port | BitString | ImproperList "
-    "| ExportFun | OpaqueFun | None"
+    "| ExportFun | OpaqueFun | Encoded | None"
 )

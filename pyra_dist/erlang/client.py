@@ -53,13 +53,14 @@ from pyra_dist.core.events import (
     TriggerElection,
 )
 from pyra_dist.erlang.records import (
+    NOTIFY,
     RecordError,
     opaque,
     reply_mode_from_term,
     server_id_from_term,
     server_id_to_term,
 )
-from pyra_dist.types import AWAIT_CONSENSUS, From, ServerId
+from pyra_dist.types import AWAIT_CONSENSUS, From, NotifyReply, ServerId
 
 __all__ = [
     "ERROR",
@@ -110,7 +111,7 @@ MACHINE: Final = Atom("machine")
 UNDEFINED: Final = Atom("undefined")
 SIMPLE: Final = Atom("simple")
 
-_PRIORITIES: Final[Mapping[Atom, Priority]] = {NORMAL: "normal", LOW: "low"}
+_PRIORITIES: Final[Mapping[str, Priority]] = {NORMAL.name: "normal", LOW.name: "low"}
 _STATE_QUERIES: Final[Mapping[Atom, StateQuery]] = {
     Atom("members"): "members",
     Atom("initial_members"): "initial_members",
@@ -245,9 +246,11 @@ def _rpc_error_reason(exc: Exception) -> Term:
 
 
 def _priority(term: Term) -> Priority:
-    if type(term) is not Atom or term not in _PRIORITIES:
+    # Keyed by the atom's text: a str-keyed dict lookup costs no Python-level Atom hash/eq.
+    priority = _PRIORITIES.get(term.name) if type(term) is Atom else None
+    if priority is None:
         raise RecordError("command priority", term)
-    return _PRIORITIES[term]
+    return priority
 
 
 def _command(
@@ -342,7 +345,19 @@ def parse_cast(message: Term, *, now_ms: int) -> Event:
         RecordError: anything else (peer records are the transport's business).
     """
     if type(message) is tuple and len(message) == 3 and message[0] == COMMAND:
-        event = _command(message[2], None, _priority(message[1]), now_ms)
+        cmd = message[2]
+        if type(cmd) is tuple and len(cmd) == 3 and cmd[0] == USR:
+            # ra:pipeline_command's {'$usr', C, {notify, Corr, Pid}} (the hot path, one per command).
+            mode = cmd[2]
+            reply_mode = (
+                NotifyReply(correlation=mode[1], pid=mode[2])
+                if type(mode) is tuple and len(mode) == 3 and mode[0] == NOTIFY
+                else reply_mode_from_term(mode)
+            )
+            return CommandRequest(
+                data=cmd[1], reply_mode=reply_mode, priority=_priority(message[1]), system_time=now_ms
+            )
+        event = _command(cmd, None, _priority(message[1]), now_ms)
         if isinstance(event, CommandRequest):
             return event
     if type(message) is tuple and len(message) == 2 and message[0] == AUX_COMMAND:

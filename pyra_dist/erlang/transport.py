@@ -29,8 +29,8 @@ from erl_interop.errors import CallTimeout, EncodeError, ErlInteropError
 from erl_interop.errors import NodeDown as ErlNodeDown
 from erl_interop.errors import NoProc as ErlNoProc
 from erl_interop.node.gen_server import reply as gen_reply
-from erl_interop.node.process import Process
-from erl_interop.term import Atom, Pid, Reference, Term, decode
+from erl_interop.node.process import Process, exception_reason
+from erl_interop.term import Atom, Encoded, Map, Pid, Reference, Term, decode, encode
 from pyra_dist.core.effects import (
     AtomReply,
     AuxReply,
@@ -76,8 +76,18 @@ from pyra_dist.erlang.client import (
 )
 from pyra_dist.erlang.machines import ErlangRegistry, ErlangSimpleMachine
 from pyra_dist.erlang.records import (
+    AFTER_LOG_APPEND_ATOM,
+    APPEND_ENTRIES_RPC,
+    AWAIT_CONSENSUS_ATOM,
+    FROM,
+    NOREPLY_ATOM,
+    NOTIFY,
+    TS,
+    USR,
     RecordError,
+    entry_to_term,
     opaque,
+    reply_mode_from_term,
     reply_mode_to_term,
     rpc_from_term,
     rpc_to_term,
@@ -85,7 +95,7 @@ from pyra_dist.erlang.records import (
     server_id_to_term,
 )
 from pyra_dist.server.transport import EventSink, LocalPid, LocalTransport, NodeOps, RaEvent
-from pyra_dist.types import Command, From, Noop, NotifyReply, ServerId, UsrCommand
+from pyra_dist.types import Command, Entry, From, Noop, NotifyReply, ReplyMode, ServerId, UsrCommand
 
 if TYPE_CHECKING:
     from erl_interop.node.node import Node
@@ -100,7 +110,6 @@ GEN_CAST: Final = Atom("$gen_cast")
 GEN_CALL: Final = Atom("$gen_call")
 DOWN: Final = Atom("DOWN")
 COMMAND: Final = Atom("command")
-USR: Final = Atom("$usr")
 NOCONNECTION: Final = Atom("noconnection")
 NOPROC: Final = Atom("noproc")
 
@@ -112,6 +121,13 @@ SNAPSHOT_FAILURE_PAUSE_S: Final = 5.0
 
 # Records that arrive (and leave) as gen calls; everything else between servers is a cast.
 _CALLED: Final = (PreVoteRpc, RequestVoteRpc, InstallSnapshotRpc)
+
+# Encoded entries kept per leader: more than the entries in flight to any follower (Ra's pipeline
+# window, 4096), so each entry is encoded once however many followers it goes to.
+ENTRY_CACHE_SIZE: Final = 8192
+_PLAIN_MODES: Final = (NOREPLY_ATOM, AWAIT_CONSENSUS_ATOM, AFTER_LOG_APPEND_ATOM)
+_LIST_EXT: Final = 108
+_NIL_EXT: Final = b"j"
 
 
 def fun_home_node(fun: object) -> Atom | None:
@@ -142,6 +158,9 @@ class _ServerPort:
     proc: Process
     # monitor ref -> the remote server it watches (a follower watching its leader, §8.2).
     monitors: dict[Reference, ServerId]
+    # (index, term) -> the encoded {Index, Term, Command} of an entry this server sent as leader.
+    # (index, term) names one entry for good (Raft's Log Matching property, §5.3).
+    wire_entries: dict[tuple[int, int], bytes]
 
 
 class DistTransport:
@@ -188,8 +207,10 @@ class DistTransport:
             return port.proc.pid
         if port is not None and port.proc.alive:
             port.proc.close(Atom("normal"))
-        proc = self._node.spawn(self._serve, server, name=name)
-        self._ports[name] = _ServerPort(server, proc, {})
+        holder: list[Process] = []
+        proc = self._node.process(name=name, handler=lambda message: self._serve(holder[0], server, message))
+        holder.append(proc)
+        self._ports[name] = _ServerPort(server, proc, {}, {})
         return proc.pid
 
     def server_started(self, server: ServerProcess) -> None:
@@ -219,14 +240,22 @@ class DistTransport:
             port = self._ports[server_id.name]
         return port
 
-    async def _serve(self, proc: Process, server: ServerProcess) -> None:
-        while not server.stopped:
-            message: Term = await proc.receive()
-            try:
-                self._inbound(proc, server, message)
-            except RecordError as exc:
-                # Ra 2.2.0 has no clause for it either; the sender gets nothing (calls time out).
-                _log.warning("%s: dropped a message Ra 2.2.0 would not handle: %s", server.server_id, exc)
+    def _serve(self, proc: Process, server: ServerProcess, message: Term) -> None:
+        # The handler of the server's process: runs as each message arrives (no task, no queue).
+        if server.stopped:
+            # Ra's process is gone with its server; what still arrives is dropped.
+            proc.close(Atom("normal"))
+            return
+        try:
+            self._inbound(proc, server, message)
+        except RecordError as exc:
+            # Ra 2.2.0 has no clause for it either; the sender gets nothing (calls time out).
+            _log.warning("%s: dropped a message Ra 2.2.0 would not handle: %s", server.server_id, exc)
+        except Exception as exc:
+            # A bug must not reach the connection that delivered the message: the process dies
+            # with the error (as a crashed receive loop would) and the server is unreachable.
+            _log.exception("%s: failed on a message", server.server_id)
+            proc.close(exception_reason(exc))
 
     def _inbound(self, proc: Process, server: ServerProcess, message: Term) -> None:
         now = self._system.now_ms()
@@ -245,7 +274,7 @@ class DistTransport:
             if type(body) is tuple and body and body[0] == Atom("aux_command"):
                 server.deliver(parse_cast(body, now_ms=now))
                 return
-            rpc = rpc_from_term(body)
+            rpc = aer_from_term(body) if _is_aer(body) else rpc_from_term(body)
             server.deliver(PeerMessage(sender=_sender_of(rpc, server.server_id), msg=rpc))
             return
         if tag == GEN_CALL and len(message) == 3:
@@ -296,8 +325,6 @@ class DistTransport:
             gen_reply(proc, _erlang_from(reply_to), rpc_to_term(rpc))
             return
         dest = (Atom(to.name), Atom(to.node))
-        if isinstance(rpc, AppendEntriesRpc):
-            rpc = self._wire_entries(rpc)
         match rpc:
             case PreVoteRpc() | RequestVoteRpc():
                 self._spawn(self._peer_call(sender, to, rpc, VOTE_CALL_TIMEOUT_S))
@@ -305,6 +332,13 @@ class DistTransport:
                 self._spawn(self._peer_call(sender, to, rpc, SNAPSHOT_CALL_TIMEOUT_S))
             case AppendEntriesReply() | HeartbeatReply():
                 self._send(proc, dest, (GEN_CAST, (server_id_to_term(sender), rpc_to_term(rpc))))
+            case AppendEntriesRpc():
+                try:
+                    term = self.aer_term(rpc, port.wire_entries if port is not None else None)
+                except EncodeError as exc:
+                    _log.error("%s: dropped an AER to %s, an entry is no Erlang term: %s", sender, to, exc)
+                    return
+                self._send(proc, dest, (GEN_CAST, term))
             case _:
                 self._send(proc, dest, (GEN_CAST, rpc_to_term(rpc)))
 
@@ -316,19 +350,58 @@ class DistTransport:
         except EncodeError as exc:
             _log.error("%s: dropped a message to %s that is not an Erlang term: %s", proc.pid, dest, exc)
 
-    def _wire_entries(self, rpc: AppendEntriesRpc) -> AppendEntriesRpc:
-        """Entries written for Python callers carry Python tokens; give Erlang peers terms instead.
+    def aer_term(self, rpc: AppendEntriesRpc, cache: dict[tuple[int, int], bytes] | None) -> Term:
+        """``rpc_to_term(rpc)`` with the entries list pre-encoded (``Encoded``), each entry once.
 
-        A Python caller's ``from`` (``ClientCall``) is left out of the meta (a Ra leader applying
-        the entry later then has nobody to answer, where a Python caller would have timed out
-        anyway), and a Python subscriber in ``{notify, Corr, Pid}`` becomes its relay process, so
-        notifications from an Erlang leader reach it too.
+        A leader sends every entry to each follower: its ``{Index, Term, Command}`` is encoded the
+        first time and the bytes are reused from ``cache`` (bounded, oldest dropped first). Entries
+        written for Python callers carry Python tokens and get Erlang terms instead (see
+        ``_wire_command``); those are not cached (their relay pid can change).
+
+        Raises:
+            EncodeError: an entry holds a value that has no external format.
         """
-        if all(_wire_ready(e.command) for e in rpc.entries):
-            return rpc
-        return replace(
-            rpc, entries=tuple(replace(e, command=self._wire_command(e.command)) for e in rpc.entries)
+        head = (
+            APPEND_ENTRIES_RPC,
+            rpc.term,
+            server_id_to_term(rpc.leader_id),
+            rpc.leader_commit,
+            rpc.prev_log_index,
+            rpc.prev_log_term,
         )
+        if not rpc.entries:
+            return (*head, [])
+        out = bytearray((_LIST_EXT,))
+        out += len(rpc.entries).to_bytes(4, "big")
+        for entry in rpc.entries:
+            key = (entry.index, entry.term)
+            data = cache.get(key) if cache is not None else None
+            if data is None:
+                data, reusable = self._entry_bytes(entry)
+                if cache is not None and reusable:
+                    cache[key] = data
+                    if len(cache) > ENTRY_CACHE_SIZE:
+                        del cache[next(iter(cache))]
+            out += data
+        out += _NIL_EXT
+        return (*head, Encoded(bytes(out)))
+
+    def _entry_bytes(self, entry: Entry) -> tuple[bytes, bool]:
+        # The encoding of entry_to_term(entry) (records.py), built without the intermediate Map for
+        # the common '$usr' entry: a dict with the keys in term order encodes to the same bytes.
+        command = entry.command
+        out = bytearray()
+        if not _wire_ready(command):
+            encode(entry_to_term(Entry(entry.index, entry.term, self._wire_command(command))), out)
+            return bytes(out), False
+        if type(command) is UsrCommand:
+            ts, from_ = command.ts, command.from_
+            meta: dict[Any, Term] = {TS: ts} if from_ is None else {FROM: opaque(from_), TS: ts}
+            mode = reply_mode_to_term(command.reply_mode)
+            encode((entry.index, entry.term, (USR, meta, opaque(command.data), mode)), out)
+        else:
+            encode(entry_to_term(entry), out)
+        return bytes(out), True
 
     def _wire_command(self, command: Command) -> Command:
         if _wire_ready(command) or isinstance(command, Noop):
@@ -539,6 +612,70 @@ class DistTransport:
         self._ports.clear()
         if self._edge.alive:
             self._edge.close()
+
+
+def _is_aer(term: Term) -> bool:
+    return type(term) is tuple and len(term) == 7 and term[0] == APPEND_ENTRIES_RPC
+
+
+def aer_from_term(term: Term) -> AppendEntriesRpc:
+    """``rpc_from_term`` for an ``#append_entries_rpc{}``, with a fast path for plain entries.
+
+    An entry ``{I, T, {'$usr', #{ts => Ts}, C, Mode}}`` (every entry of a pipelined command looks
+    like that) is read here; the header, and the whole record as soon as one entry is anything
+    else, go through ``records.rpc_from_term``, so the result (or the error) is exactly its.
+
+    Raises:
+        RecordError: not a Ra 2.2.0 append_entries_rpc (``UnsupportedRaVersion`` for Ra main's).
+    """
+    assert type(term) is tuple
+    entries = term[6]
+    if type(entries) is not list or not entries:
+        rpc = rpc_from_term(term)
+        assert isinstance(rpc, AppendEntriesRpc)
+        return rpc
+    fast = [_plain_entry(e) for e in entries]
+    if None in fast:
+        rpc = rpc_from_term(term)
+    else:
+        head = rpc_from_term((*term[:6], []))
+        assert isinstance(head, AppendEntriesRpc)
+        rpc = AppendEntriesRpc(
+            term=head.term,
+            leader_id=head.leader_id,
+            leader_commit=head.leader_commit,
+            prev_log_index=head.prev_log_index,
+            prev_log_term=head.prev_log_term,
+            entries=tuple(fast),  # type: ignore[arg-type]  # None was excluded above
+        )
+    assert isinstance(rpc, AppendEntriesRpc)
+    return rpc
+
+
+def _plain_entry(term: Term) -> Entry | None:
+    # {Index, Term, {'$usr', #{ts => Ts}, Data, Mode}} with a 2.2.0 reply mode, else None.
+    if type(term) is tuple and len(term) == 3:
+        index, entry_term, command = term
+        if (
+            type(index) is int
+            and type(entry_term) is int
+            and type(command) is tuple
+            and len(command) == 4
+            and command[0] == USR
+        ):
+            meta = command[1]
+            if type(meta) is Map and len(meta) == 1:
+                ts = meta.get(TS)
+                mode = command[3]
+                if type(ts) is int:
+                    if type(mode) is tuple and len(mode) == 3 and mode[0] == NOTIFY:
+                        reply_mode: ReplyMode = NotifyReply(correlation=mode[1], pid=mode[2])
+                    elif type(mode) is Atom and mode in _PLAIN_MODES:
+                        reply_mode = reply_mode_from_term(mode)
+                    else:
+                        return None
+                    return Entry(index, entry_term, UsrCommand(data=command[2], reply_mode=reply_mode, ts=ts))
+    return None
 
 
 def _ra_event_from_term(term: Term) -> RaEvent | None:

@@ -24,7 +24,7 @@ from erl_interop.dist.connection import (
 )
 from erl_interop.dist.flags import DEFAULT_HIDDEN, DistFlags
 from erl_interop.errors import ConnectionLost, EncodeError
-from erl_interop.term import Atom, Pid, encode
+from erl_interop.term import Atom, Encoded, Pid, encode
 
 A = LocalNode(name="a@vm", creation=11, cookie="k", net_ticktime=4.0)
 B = LocalNode(name="b@vm", creation=22, cookie="k", net_ticktime=4.0)
@@ -98,6 +98,20 @@ def test_without_fragments_or_atom_cache_messages_are_pass_through_p_packets() -
     a.send(c.SendSender(from_pid=APID, to_pid=BPID), [1, 2])
     assert b.receive_data(a.data_to_send(), 0.0) == [
         MessageReceived(control=c.SendSender(from_pid=APID, to_pid=BPID), payload=[1, 2])
+    ]
+
+
+def test_a_pre_encoded_part_of_a_payload_goes_out_as_the_same_bytes_as_the_term_itself() -> None:
+    a, b = pair()
+    entries = [(1, 2, (Atom("$usr"), b"x" * 300)), (2, 2, Atom("noop"))]
+    part = bytearray()
+    encode(entries, part)
+    a.send(c.RegSend(from_pid=APID, to_name=Atom("s")), (Atom("$gen_cast"), Encoded(bytes(part))))
+    pre_encoded = a.data_to_send()
+    a.send(c.RegSend(from_pid=APID, to_name=Atom("s")), (Atom("$gen_cast"), entries))
+    assert pre_encoded == a.data_to_send()
+    assert b.receive_data(pre_encoded, 0.0) == [
+        MessageReceived(control=c.RegSend(from_pid=APID, to_name=Atom("s")), payload=(Atom("$gen_cast"), entries))
     ]
 
 

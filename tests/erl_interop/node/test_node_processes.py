@@ -254,3 +254,31 @@ async def test_a_dead_process_cannot_create_links_monitors_or_aliases(node: Node
             action()
         assert info.value.reason == Atom("bye")
     assert other.links() == []
+
+
+async def test_a_handler_process_gets_each_message_synchronously_in_order_and_has_nothing_to_receive(
+    node: Node,
+) -> None:
+    seen: list[object] = []
+    proc = node.process(name="handled", handler=seen.append)
+    node.send(proc.pid, 1)
+    node.send(Atom("handled"), 2)
+    node.send(proc.make_ref(), 3)  # not its alias: dropped
+    alias = proc.alias()
+    node.send(alias, 4)
+    assert seen == [1, 2, 4]
+    assert proc.mailbox.peek_all() == []
+    with pytest.raises(RuntimeError, match="handler"):
+        await proc.receive(timeout=0)
+    proc.close()
+    node.send(proc.pid, 5)
+    assert seen == [1, 2, 4]
+
+
+async def test_a_handler_process_is_a_process_for_links_and_monitors(node: Node) -> None:
+    seen: list[object] = []
+    proc = node.process(handler=seen.append)
+    async with node.process() as watcher:
+        ref = watcher.monitor(proc.pid)
+        proc.close(Atom("bye"))
+        assert await watcher.receive(timeout=5) == (DOWN, ref, PROCESS, proc.pid, Atom("bye"))

@@ -40,6 +40,27 @@ async def test_two_nodes_ping_send_call_and_rpc_each_other(
             assert await me.receive(timeout=10) == b"back"
 
 
+async def test_messages_from_a_peer_reach_a_handler_process_in_sending_order(
+    cookie: str, node_name: Callable[[str], str]
+) -> None:
+    async with Node(node_name("a"), cookie=cookie) as a, Node(node_name("b"), cookie=cookie) as b:
+        seen: list[Term] = []
+        done = asyncio.Event()
+
+        def handle(message: Term) -> None:
+            seen.append(message)
+            if message == Atom("done"):
+                done.set()
+
+        b.process(name="handled", handler=handle)
+        async with a.process() as me:
+            for i in range(200):
+                me.send((Atom("handled"), b.name), (i, b"x" * i))
+            me.send((Atom("handled"), b.name), Atom("done"))
+            await asyncio.wait_for(done.wait(), 30)
+        assert seen == [(i, b"x" * i) for i in range(200)] + [Atom("done")]
+
+
 async def test_links_and_monitors_across_nodes_fire_with_the_exit_reason(
     cookie: str, node_name: Callable[[str], str]
 ) -> None:
