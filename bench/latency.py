@@ -10,9 +10,16 @@ nothing in the package changes) and records a timestamp for every stage a comman
 the client call, the leader's mailbox and core, the WAL queue, the WAL thread's batch, write and
 sync on each node, the AERs, the WAL notifications reaching the loop, the followers' replies, the
 reply to the client and the client waking up. It prints, per stage, the median offset from the
-client call (tracing adds its own overhead, so compare stages, not totals, with untraced runs).
+client call (tracing adds its own overhead, so compare stages, not totals, with untraced runs), then
+every record of the three slowest commands.
 
-Run: ``python bench/latency.py [--seconds 5] [--runs 2] [--trace]``. The last line is
+Other options: ``--profile`` (cProfile of the event loop thread), ``--prefill N`` (pipeline N commands
+first, as phase 1 of ``bench/throughput.py`` does), ``--wal KEY=VALUE`` (a ``SystemConfig`` key in Ra's
+spelling, e.g. ``wal_pre_allocate=false``, to compare WAL options; without it the system gets
+``System.start``'s defaults), ``--switch-interval S`` and ``--no-gc`` (interpreter settings, for
+diagnosis only).
+
+Run: ``python bench/latency.py [--seconds 5] [--runs 2] [--trace] [...]``. The last line is
 ``latency: pyra p50_ms=... p99_ms=... calls=...`` (medians over runs).
 """
 
