@@ -99,6 +99,7 @@ class DistChannel:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         established: Established,
+        early: list[DistEvent] | None = None,
     ) -> None:
         assert conn.peer_node is not None
         self.local = conn.local
@@ -117,6 +118,8 @@ class DistChannel:
         self._closed: asyncio.Future[str] = self._loop.create_future()
         self._task: asyncio.Task[None] | None = None  # the reader task, for connect()ed channels
         self._flush_scheduled = False
+        # Events that came in the read that completed the handshake; handled first by _run.
+        self._early: list[DistEvent] = early or []
 
     def __repr__(self) -> str:
         return f"<DistChannel {self.local.name} <-> {self.peer_node}{' closed' if self.closed else ''}>"
@@ -159,6 +162,9 @@ class DistChannel:
         """Read until the connection ends. Runs in the task that owns this socket."""
         self._handler = handler
         try:
+            early, self._early = self._early, []
+            if early:
+                self._process(early)
             self._arm_timer()
             while not self.closed:
                 try:
@@ -251,8 +257,13 @@ async def _handshake(
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
     arbiter: Arbiter | None,
-) -> Established:
-    """Drive ``conn`` through the handshake; raises HandshakeError (socket left to the caller)."""
+) -> tuple[Established, list[DistEvent]]:
+    """Drive ``conn`` through the handshake; raises HandshakeError (socket left to the caller).
+
+    Returns:
+        ``Established`` and the events decoded after it from the same read (the channel's first
+        messages, or its close), which the channel processes before reading on.
+    """
     loop = asyncio.get_running_loop()
 
     def flush() -> None:
@@ -260,8 +271,10 @@ async def _handshake(
         if out:
             writer.write(out)
 
-    def settle(events: list[DistEvent]) -> Established | None:
-        for event in events:
+    def settle(events: list[DistEvent]) -> tuple[Established, list[DistEvent]] | None:
+        # Returns Established and the events that followed it: the peer's first messages (or its
+        # close) can arrive in the same read as the last handshake packet, and belong to the channel.
+        for i, event in enumerate(events):
             match event:
                 case PeerNamed(node=node):
                     state = arbiter.peer_state(node) if arbiter is not None else PeerState.NONE
@@ -269,23 +282,23 @@ async def _handshake(
                     flush()
                     result = settle(more)
                     if result is not None:
-                        return result
+                        return result[0], result[1] + events[i + 1 :]
                 case PeerAlive(node=node):
                     proceed = arbiter is None or arbiter.peer_state(node) is not PeerState.UP
                     more = conn.answer_alive(proceed, loop.time())
                     flush()
                     result = settle(more)
                     if result is not None:
-                        return result
+                        return result[0], result[1] + events[i + 1 :]
                 case Established():
-                    return event
+                    return event, events[i + 1 :]
                 case HandshakeFailed(reason=reason, status=status):
                     flush()
                     if status in ("nok", "alive"):
                         raise SimultaneousConnect(reason)
                     raise HandshakeError(reason)
                 case MessageReceived() | ConnectionClosed():
-                    pass
+                    pass  # only ever after Established (the connection decodes nothing before)
                 case _:
                     assert_never(event)
         return None
@@ -304,9 +317,9 @@ async def _handshake(
             data = b""
         events = conn.eof() if not data else conn.receive_data(data, loop.time())
         flush()
-        established = settle(events)
-        if established is not None:
-            return established
+        result = settle(events)
+        if result is not None:
+            return result
 
 
 async def connect(
@@ -356,7 +369,7 @@ async def connect(
     )
     conn.start()
     try:
-        established = await _handshake(conn, reader, writer, arbiter)
+        established, early = await _handshake(conn, reader, writer, arbiter)
     except HandshakeError as exc:
         level = logging.INFO if isinstance(exc, SimultaneousConnect) else logging.WARNING
         log.log(level, "%s: handshake with %s failed: %s", local.name, peer_node, exc)
@@ -365,7 +378,7 @@ async def connect(
     except BaseException:
         writer.close()
         raise
-    channel = DistChannel(conn, reader, writer, established)
+    channel = DistChannel(conn, reader, writer, established, early)
     log.info("%s: connected to %s (flags %#x)", local.name, peer_node, int(channel.flags))
     task = loop.create_task(channel._run(handler), name=f"dist {local.name}->{peer_node}")
     channel._task = task
@@ -492,14 +505,14 @@ async def _accept_one(
     conn = DistConnection(local, role=Role.ACCEPTOR, challenge=secrets.randbits(32), now=loop.time())
     peer = writer.get_extra_info("peername")
     try:
-        established = await _handshake(conn, reader, writer, arbiter)
+        established, early = await _handshake(conn, reader, writer, arbiter)
     except HandshakeError as exc:
         # e.g. "Connection attempt from node x@h rejected. Invalid challenge reply (cookie mismatch)."
         level = logging.INFO if isinstance(exc, SimultaneousConnect) else logging.WARNING
         log.log(level, "%s: inbound handshake from %s failed: %s", local.name, peer, exc)
         writer.close()
         return
-    channel = DistChannel(conn, reader, writer, established)
+    channel = DistChannel(conn, reader, writer, established, early)
     log.info("%s: accepted connection from %s (flags %#x)", local.name, channel.peer_node, int(channel.flags))
     try:
         handler = accept(channel)

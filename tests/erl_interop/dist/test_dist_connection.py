@@ -110,8 +110,9 @@ def test_a_pre_encoded_part_of_a_payload_goes_out_as_the_same_bytes_as_the_term_
     pre_encoded = a.data_to_send()
     a.send(c.RegSend(from_pid=APID, to_name=Atom("s")), (Atom("$gen_cast"), entries))
     assert pre_encoded == a.data_to_send()
+    control = c.RegSend(from_pid=APID, to_name=Atom("s"))
     assert b.receive_data(pre_encoded, 0.0) == [
-        MessageReceived(control=c.RegSend(from_pid=APID, to_name=Atom("s")), payload=(Atom("$gen_cast"), entries))
+        MessageReceived(control=control, payload=(Atom("$gen_cast"), entries))
     ]
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from erl_interop.dist import control as c
-from erl_interop.dist.connection import LocalNode
+from erl_interop.dist.connection import ConnectionState, DistConnection, LocalNode, PeerNamed, Role
 from erl_interop.dist.cookie import COOKIE_ENV, resolve_cookie
 from erl_interop.dist.transport import DistChannel, Listener, PeerState, SimultaneousConnect, connect, listen
 from erl_interop.errors import ConnectionLost, HandshakeError
@@ -149,6 +149,41 @@ async def test_a_peer_that_says_nothing_is_dropped_after_net_setuptime() -> None
         writer.close()
     finally:
         b.close()
+
+
+async def test_messages_in_the_same_read_as_the_challenge_ack_reach_the_initiators_handler() -> None:
+    # An acceptor (here a sans-IO connection behind a plain socket) may write its first messages
+    # together with the challenge ack, as a busy erl does: the initiator must not lose them.
+    a, b = pair()
+    b_pid = Pid(Atom(b.local.name), 1, 0, b.local.creation)
+    a_pid = Pid(Atom(a.local.name), 2, 0, a.local.creation)
+
+    async def acceptor(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = DistConnection(b.local, role=Role.ACCEPTOR, challenge=7, now=0.0)
+        while conn.state is not ConnectionState.CONNECTED:
+            for event in conn.receive_data(await reader.read(4096), 0.0):
+                if isinstance(event, PeerNamed):
+                    conn.answer_peer(PeerState.NONE, 0.0)
+            if conn.state is not ConnectionState.CONNECTED:
+                writer.write(conn.data_to_send())
+        conn.send(c.SendSender(from_pid=b_pid, to_pid=a_pid), Atom("first"))
+        conn.send(c.SendSender(from_pid=b_pid, to_pid=a_pid), Atom("second"))
+        writer.write(conn.data_to_send())  # ack + both messages in one write
+        await reader.read()  # until the initiator closes
+        writer.close()
+
+    server = await asyncio.start_server(acceptor, "127.0.0.1", 0)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        channel = await connect(a.local, b.local.name, a, port=port)
+        got = [await asyncio.wait_for(a.messages.get(), 5) for _ in range(2)]
+        assert got == [
+            (c.SendSender(from_pid=b_pid, to_pid=a_pid), Atom("first")),
+            (c.SendSender(from_pid=b_pid, to_pid=a_pid), Atom("second")),
+        ]
+        channel.close("done")
+    finally:
+        server.close()
 
 
 def test_an_explicit_cookie_wins_over_the_environment_and_the_file(tmp_path: Path) -> None:
