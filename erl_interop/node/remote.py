@@ -16,6 +16,7 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING
 
+from erl_interop.dist.control import RegSend
 from erl_interop.dist.cookie import resolve_cookie
 from erl_interop.dist.errors import DistProtocolError
 from erl_interop.dist.flags import DistFlags
@@ -161,6 +162,9 @@ class Peers:
     def on_message(self, channel: DistChannel, control: ControlMessage, payload: Term | None) -> None:
         """A control message from a peer: turn it into a signal for one of our processes."""
         node = self._node
+        if type(control) is RegSend:
+            node._receive_named(control.from_pid, control.to_name, payload)
+            return
         signal = signal_from_control(control, payload, local=node.name, peer=channel.peer_atom)
         if signal is None:
             return

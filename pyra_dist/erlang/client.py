@@ -450,7 +450,8 @@ async def resolve_reply(reply: ClientReply, resolver: QueryResolver) -> ClientRe
 
 def applied_event_term(leader: ServerId, replies: Sequence[tuple[object, object]]) -> Term:
     """``{ra_event, Leader, {applied, [{Corr, Reply}]}}`` (pairs in apply order, ra-internals §4.4)."""
-    return (RA_EVENT, server_id_to_term(leader), (APPLIED, [(opaque(c), opaque(r)) for c, r in replies]))
+    # The pairs are (Corr, Reply) tuples already: the list holds them as they are.
+    return (RA_EVENT, server_id_to_term(leader), (APPLIED, opaque(list(replies))))
 
 
 def rejected_event_term(sender: ServerId, leader: ServerId | None, correlation: object) -> Term:
