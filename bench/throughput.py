@@ -336,6 +336,12 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+# `python -m pyra_dist` with the cyclic GC's thresholds set first (what --tune-gc does in-process).
+_GC_NODE_MAIN = (
+    "import gc, sys; gc.set_threshold(*{threshold}); from pyra_dist.cli import main; sys.exit(main())"
+)
+
+
 def _wait_ready(proc: subprocess.Popen[bytes], out_path: str, timeout: float = 60.0) -> None:
     """Wait until a ``pyra node`` printed its ``ready`` line into ``out_path``."""
     deadline = time.monotonic() + timeout
@@ -356,6 +362,7 @@ def bench_pyra_nodes(
     *,
     node_script: str | None = None,
     show_output: bool = False,
+    gc_threshold: tuple[int, int, int] | None = None,
 ) -> tuple[float, float, float]:
     """Three ``pyra node`` OS processes joined by Erlang distribution, driven by an Erlang client node.
 
@@ -371,6 +378,7 @@ def bench_pyra_nodes(
         node_script: run the nodes with this script (same arguments as ``python -m pyra_dist``)
             instead of ``-m pyra_dist``, e.g. a wrapper that instruments the node.
         show_output: print the last lines each node wrote (stdout and stderr) after it stopped.
+        gc_threshold: ``gc.set_threshold`` arguments for the node processes (``--tune-gc``).
 
     Returns:
         (ops/s, p50 ms, p99 ms).
@@ -395,7 +403,13 @@ def bench_pyra_nodes(
                 runner = [sys.executable]
                 if profile_dir is not None:
                     runner += ["-m", "cProfile", "-o", f"{profile_dir}/node{k + 1}.prof"]
-                runner += [node_script] if node_script is not None else ["-m", "pyra_dist"]
+                if node_script is not None:
+                    runner.append(node_script)
+                elif gc_threshold is not None:
+                    # The same application-level GC setting as the in-process run (--tune-gc).
+                    runner += ["-c", _GC_NODE_MAIN.format(threshold=gc_threshold)]
+                else:
+                    runner += ["-m", "pyra_dist"]
                 # Output goes to a file: a pipe nobody reads would block a node that logs a lot.
                 with open(f"{data_dir}/node{k + 1}.out", "wb") as out:
                     procs.append(subprocess.Popen([*runner, *args], stdout=out, stderr=subprocess.STDOUT))
@@ -465,11 +479,16 @@ def main(
     profile_nodes: str | None = None,
     node_script: str | None = None,
     show_output: bool = False,
+    gc_threshold: tuple[int, int, int] | None = None,
 ) -> None:
     """Run the benchmarks and print the summary line."""
     if nodes_only:
         mp_ops, mp_p50, mp_p99 = bench_pyra_nodes(
-            seconds, profile_nodes, node_script=node_script, show_output=show_output
+            seconds,
+            profile_nodes,
+            node_script=node_script,
+            show_output=show_output,
+            gc_threshold=gc_threshold,
         )
         print(f"throughput: pyra_nodes ops/s={mp_ops:.0f} p50_ms={mp_p50:.2f} p99_ms={mp_p99:.2f}")
         return
@@ -480,7 +499,11 @@ def main(
         line += f" ra ops/s={ra_ops:.0f} p50_ms={ra_p50:.2f} p99_ms={ra_p99:.2f}"
     if nodes:
         mp_ops, mp_p50, mp_p99 = bench_pyra_nodes(
-            seconds, profile_nodes, node_script=node_script, show_output=show_output
+            seconds,
+            profile_nodes,
+            node_script=node_script,
+            show_output=show_output,
+            gc_threshold=gc_threshold,
         )
         line += f" pyra_nodes ops/s={mp_ops:.0f} p50_ms={mp_p50:.2f} p99_ms={mp_p99:.2f}"
     print(line)
@@ -507,7 +530,8 @@ if __name__ == "__main__":
     parser.add_argument(
         "--tune-gc",
         action="store_true",
-        help="raise the cyclic GC's gen-0 threshold (an application-level setting pyra never makes itself)",
+        help="raise the cyclic GC's gen-0 threshold, in this process and in the `pyra node` processes "
+        "(an application-level setting pyra never makes itself)",
     )
     parser.add_argument(
         "--nodes-only", action="store_true", help="only the three `pyra node` processes (no in-process run)"
@@ -518,8 +542,9 @@ if __name__ == "__main__":
     parser.add_argument("--node-script", help="run each `pyra node` with this script instead of -m pyra_dist")
     parser.add_argument("--node-output", action="store_true", help="print the end of each node's output")
     args = parser.parse_args()
-    if args.tune_gc:
-        gc.set_threshold(100_000, 50, 1000)
+    threshold = (100_000, 50, 1000) if args.tune_gc else None
+    if threshold is not None:
+        gc.set_threshold(*threshold)
     main(
         args.seconds,
         args.profile,
@@ -530,4 +555,5 @@ if __name__ == "__main__":
         args.profile_nodes,
         args.node_script,
         args.node_output,
+        threshold,
     )
