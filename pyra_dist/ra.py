@@ -23,6 +23,7 @@ import asyncio
 import threading
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from concurrent.futures import Future as ConcurrentFuture
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Concatenate, NamedTuple, ParamSpec, TypeVar
@@ -91,6 +92,32 @@ DEFAULT_TIMEOUT = 5.0
 
 Servers = ServerId | Sequence[ServerId]
 """One server id, or a list tried in order (Ra accepts both for leader calls)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PythonQuery:
+    """A Python callable query as the API sends it: ``fn`` runs on the state wherever the state is.
+
+    On a server of the caller's interpreter the core calls it on the machine state, as any query.
+    A callable cannot travel to another node, so for a server reached over Erlang distribution
+    (an Erlang Ra server or a Python server on another node) the edge sends Ra's identity query
+    ``{lists, append, [[]]}`` (``lists:append([], State)`` is ``State``), decodes the state term the
+    server answers with and runs ``fn`` on it here. Cost: **the whole machine state crosses the
+    wire on every such query** (use an ``{M, F, A}`` query to run on the server instead), and
+    ``fn`` sees the state as a decoded term (Erlang maps as ``Map``, binaries as ``bytes``).
+    """
+
+    fn: Callable[[Any], object]
+
+    def __call__(self, state: object) -> object:
+        return self.fn(state)
+
+
+def _as_query(query: Callable[[Any], object]) -> Callable[[object], object]:
+    """Wrap a Python callable in ``PythonQuery``; Erlang query terms (``{M, F, A}``) pass as they are."""
+    if callable(query) and not isinstance(query, PythonQuery):
+        return PythonQuery(query)
+    return query
 
 
 class LocalQueryResult(NamedTuple):
@@ -356,6 +383,10 @@ async def local_query(
 ) -> LocalQueryResult:
     """Run ``query(state)`` on ``server_id`` itself, maybe stale (``ra:local_query/2,3``).
 
+    ``query`` is a Python callable or an Erlang query term (``{M, F, A}`` tuple, ``ErlangQuery``).
+    For a server on another node a Python callable runs *here* on the server's whole state, which
+    crosses the wire as a term (see ``PythonQuery``); an ``{M, F, A}`` runs on the server.
+
     Returns:
         ``LocalQueryResult((last_applied, term), result, leader)``; ``leader`` is an id or ``"not_known"``.
 
@@ -368,7 +399,17 @@ async def local_query(
 async def leader_query(
     system: System, /, server_id: Servers, query: Callable[[Any], object], timeout: float = DEFAULT_TIMEOUT
 ) -> LocalQueryResult:
-    """Run ``query(state)`` on the leader, no consensus round (``ra:leader_query/2,3``)."""
+    """Run ``query(state)`` on the leader, no consensus round (``ra:leader_query/2,3``).
+
+    A Python callable against a server on another node gets the leader's whole state sent back
+    and runs here (see ``PythonQuery`` and ``local_query``).
+
+    Returns:
+        ``LocalQueryResult((last_applied, term), result, leader)``.
+
+    Raises:
+        ErrorReplyError: the query raised (``reason`` is the exception).
+    """
     return await _query(system, server_id, "leader", query, timeout)
 
 
@@ -377,11 +418,19 @@ async def consistent_query(
 ) -> tuple[object, ServerId]:
     """Linearizable read: the leader confirms leadership with a quorum first (``ra:consistent_query/2,3``).
 
+    A Python callable against a server on another node runs here on the leader's whole state,
+    which crosses the wire (see ``PythonQuery``); the read is still linearizable (the state is the
+    one the leader confirmed).
+
     Returns:
         ``(result, leader)``.
+
+    Raises:
+        ErrorReplyError: the query raised (``reason`` is the exception).
     """
+    wrapped = _as_query(query)
     reply, leader = await _leader_call(
-        system, server_id, lambda f: QueryRequest(kind="consistent", query=query, from_=f), timeout
+        system, server_id, lambda f: QueryRequest(kind="consistent", query=wrapped, from_=f), timeout
     )
     if isinstance(reply, OkReply):
         return reply.value, leader
@@ -600,8 +649,10 @@ async def _leader_call_one(
 async def _query(
     system: System, servers: Servers, kind: QueryKind, query: Callable[[Any], object], timeout: float
 ) -> LocalQueryResult:
+    wrapped = _as_query(query)
+
     def make(f: From) -> Event:
-        return QueryRequest(kind=kind, query=query, from_=f)
+        return QueryRequest(kind=kind, query=wrapped, from_=f)
 
     if kind == "local":
         assert isinstance(servers, ServerId)
@@ -758,6 +809,7 @@ __all__ = [
     "NodeDown",
     "NotMember",
     "NotNew",
+    "PythonQuery",
     "QueryFailed",
     "RaError",
     "RaEvent",

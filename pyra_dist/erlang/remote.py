@@ -8,14 +8,19 @@ distribution (an Erlang Ra server, or a Python server on another node): the core
 ``delete_server_rpc`` made by rpc, exactly as ``ra:start_server`` and friends do (§5.1, §9.3).
 
 Must not: decide anything a Ra client does not (the redirect loop stays in ``pyra_dist.ra``).
-Queries must be Erlang terms (``ErlangQuery`` or an ``{M, F, A}`` tuple): a Python callable cannot
-travel to another node.
+
+Queries: Erlang terms (``ErlangQuery``, a fun, an ``{M, F, A}`` tuple) travel as they are. A Python
+callable cannot travel: for the API's ``PythonQuery`` the server is sent the identity query
+``{lists, append, [[]]}`` (Ra applies it as ``lists:append([], State)``, i.e. ``[] ++ State``, which
+is ``State`` whatever it is) and the callable runs here on the decoded state term; the reply keeps
+Ra's shape with the callable's result in it. The whole machine state crosses the wire on every such
+query. A bare callable (not through ``pyra_dist.ra``) is refused.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from erl_interop.errors import NodeDown, NoProc
 from erl_interop.term import Atom, ExportFun, Map, OpaqueFun, Pid, Term
@@ -53,6 +58,7 @@ from pyra_dist.erlang.records import (
     server_id_from_term,
     server_id_to_term,
 )
+from pyra_dist.ra import PythonQuery
 from pyra_dist.server import errors
 from pyra_dist.types import NotifyReply, ReplyMode, Role, ServerId
 
@@ -93,16 +99,46 @@ def erlang_machine_spec(machine: Machine) -> Term:
     )
 
 
+IDENTITY_QUERY: Final[Term] = (A("lists"), A("append"), [[]])
+"""``{lists, append, [[]]}``: Ra runs it as ``lists:append([], State)`` = ``State`` (any term)."""
+
+
+def _is_erlang_query(query: object) -> bool:
+    return isinstance(query, ErlangQuery | OpaqueFun | ExportFun) or (
+        type(query) is tuple and len(query) == 3 and type(query[0]) is Atom
+    )
+
+
+def _runs_here(query: object) -> bool:
+    """A Python callable from the API: the server sends its state, the caller applies the callable."""
+    return isinstance(query, PythonQuery) and not _is_erlang_query(query.fn)
+
+
 def _query_term(query: object) -> Term:
+    if isinstance(query, PythonQuery):
+        if not _is_erlang_query(query.fn):
+            return IDENTITY_QUERY
+        query = query.fn
     if isinstance(query, ErlangQuery):
         return query.query
-    if isinstance(query, OpaqueFun | ExportFun):
-        return query
-    if type(query) is tuple and len(query) == 3 and type(query[0]) is Atom:
-        return query
+    if _is_erlang_query(query):
+        return cast(Term, query)
+    # A bare callable handed to the transport directly (not through pyra_dist.ra): refuse it
+    # rather than ship the whole state without the caller having asked for that.
     raise errors.ErrorReplyError(
-        (A("unsupported_query"), b"a Python callable cannot run on another node; use {M, F, A}"),
+        (A("unsupported_query"), b"a bare Python callable cannot run on another node; use pyra_dist.ra"),
     )
+
+
+def _apply_here(query: object, state: Term) -> tuple[bool, object]:
+    """Run a Python query on the state term a server sent; ``(False, exc)`` if it raised.
+
+    Mirrors ``RaftCore.run_query``: a raising query is Ra's ``{error, Reason}`` (class dropped).
+    """
+    try:
+        return True, query(state)  # type: ignore[operator]
+    except Exception as exc:  # the caller's own code: never let it break the client loop
+        return False, exc
 
 
 def request_term(event: Event, pid_of: Any) -> tuple[Term, bool]:
@@ -200,16 +236,29 @@ def reply_from_term(event: Event, term: Term) -> ClientReply:
             return Pong(Role(str(term[1])))
         case AuxCommand():
             return AuxReply(term)
-        case QueryRequest(kind="local" | "leader") if (
+        case QueryRequest(kind="local" | "leader", query=query) if (
             type(term) is tuple and len(term) == 3 and term[0] == OK
         ):
             body = term[1]
             if type(body) is tuple and len(body) == 2 and type(body[0]) is tuple and len(body[0]) == 2:
                 index, term_no = body[0]
                 if type(index) is int and type(term_no) is int:
-                    return LocalQueryReply(index, term_no, body[1], _leader(term[2]))
+                    result: object = body[1]
+                    if _runs_here(query):
+                        ok, result = _apply_here(query, body[1])
+                        if not ok:
+                            return ErrorReply(result)
+                    return LocalQueryReply(index, term_no, result, _leader(term[2]))
             raise RecordError("local query reply", term)
-        case QueryRequest() | StateQueryRequest() if type(term) is tuple and len(term) == 3 and term[0] == OK:
+        case QueryRequest(query=query) if type(term) is tuple and len(term) == 3 and term[0] == OK:
+            # A query's result is the user's term as it is (a list of 2-tuples is not a member list).
+            result = term[1]
+            if _runs_here(query):
+                ok, result = _apply_here(query, term[1])
+                if not ok:
+                    return ErrorReply(result)
+            return OkReply(result, _leader(term[2]))
+        case StateQueryRequest() if type(term) is tuple and len(term) == 3 and term[0] == OK:
             return OkReply(_value(term[1]), _leader(term[2]))
         case _ if isinstance(term, Atom):
             return AtomReply(term.name)
