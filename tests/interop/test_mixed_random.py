@@ -495,4 +495,4 @@ async def test_random_mixed_run_with_leader_kills_on_both_sides_is_linearizable(
 
 @pytest.mark.slow
 async def test_long_random_mixed_run_with_leader_kills_on_both_sides_is_linearizable(tmp_path: Path) -> None:
-    await mixed_random_run(tmp_path, rounds=12)
+    await mixed_random_run(tmp_path, rounds=25)
