@@ -350,7 +350,7 @@ def parse_cast(message: Term, *, now_ms: int) -> Event:
             # ra:pipeline_command's {'$usr', C, {notify, Corr, Pid}} (the hot path, one per command).
             mode = cmd[2]
             reply_mode = (
-                NotifyReply(correlation=mode[1], pid=mode[2])
+                NotifyReply(mode[1], mode[2])
                 if type(mode) is tuple and len(mode) == 3 and mode[0] == NOTIFY
                 else reply_mode_from_term(mode)
             )

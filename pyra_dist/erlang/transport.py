@@ -669,7 +669,7 @@ def _plain_entry(term: Term) -> Entry | None:
                 mode = command[3]
                 if type(ts) is int:
                     if type(mode) is tuple and len(mode) == 3 and mode[0] == NOTIFY:
-                        reply_mode: ReplyMode = NotifyReply(correlation=mode[1], pid=mode[2])
+                        reply_mode: ReplyMode = NotifyReply(mode[1], mode[2])
                     elif type(mode) is Atom and mode in _PLAIN_MODES:
                         reply_mode = reply_mode_from_term(mode)
                     else:
