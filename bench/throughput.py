@@ -363,6 +363,7 @@ def bench_pyra_nodes(
     node_script: str | None = None,
     show_output: bool = False,
     gc_threshold: tuple[int, int, int] | None = None,
+    latency_only: bool = False,
 ) -> tuple[float, float, float]:
     """Three ``pyra node`` OS processes joined by Erlang distribution, driven by an Erlang client node.
 
@@ -379,6 +380,8 @@ def bench_pyra_nodes(
             instead of ``-m pyra_dist``, e.g. a wrapper that instruments the node.
         show_output: print the last lines each node wrote (stdout and stderr) after it stopped.
         gc_threshold: ``gc.set_threshold`` arguments for the node processes (``--tune-gc``).
+        latency_only: skip the pipelined phase (ops/s is then 0): the blocking client alone, e.g. to
+            attach a sampling profiler to the nodes while only it runs.
 
     Returns:
         (ops/s, p50 ms, p99 ms).
@@ -436,10 +439,15 @@ def bench_pyra_nodes(
                 ms = int(seconds * 1000)
                 pids = [proc.pid for proc in procs] + ([driver.proc.pid] if driver.proc is not None else [])
                 cpu0 = [_cpu_seconds(pid) for pid in pids]
-                text = driver.eval(f"pyra_ra_bench:run(L, {payload}, {ms}, 5).", seconds * 3 + 60)
+                if not latency_only:
+                    text = driver.eval(f"pyra_ra_bench:run(L, {payload}, {ms}, 5).", seconds * 3 + 60)
+                else:
+                    text = "{[0,0,0,0,0],1000000}"
                 cpu = [_cpu_seconds(pid) - c0 for pid, c0 in zip(pids, cpu0, strict=True)]
                 lat_ms = int(min(seconds, 5.0) * 1000)
+                cpu0 = [_cpu_seconds(pid) for pid in pids]
                 text += driver.eval(f"pyra_ra_bench:latency(L, {payload}, {lat_ms}).", 120)
+                lat_cpu = [_cpu_seconds(pid) - c0 for pid, c0 in zip(pids, cpu0, strict=True)]
         finally:
             for proc in procs:
                 proc.terminate()
@@ -466,6 +474,12 @@ def bench_pyra_nodes(
         "pipelined CPU us/command (node1 node2 node3 erl-driver): "
         + " ".join(f"{c / done * 1e6:.0f}" for c in cpu)
     )
+    # The same for the blocking client: CPU per call is what one command costs end to end; on this
+    # 2-core machine, CPU (not disk) is what the blocking latency is made of.
+    print(
+        "blocking CPU us/call (node1 node2 node3 erl-driver): "
+        + " ".join(f"{c / max(1, n_lat) * 1e6:.0f}" for c in lat_cpu)
+    )
     return sum(numbers[:5]) / (elapsed_us / 1e6), p50_us / 1000, p99_us / 1000
 
 
@@ -480,6 +494,7 @@ def main(
     node_script: str | None = None,
     show_output: bool = False,
     gc_threshold: tuple[int, int, int] | None = None,
+    latency_only: bool = False,
 ) -> None:
     """Run the benchmarks and print the summary line."""
     if nodes_only:
@@ -489,6 +504,7 @@ def main(
             node_script=node_script,
             show_output=show_output,
             gc_threshold=gc_threshold,
+            latency_only=latency_only,
         )
         print(f"throughput: pyra_nodes ops/s={mp_ops:.0f} p50_ms={mp_p50:.2f} p99_ms={mp_p99:.2f}")
         return
@@ -540,6 +556,11 @@ if __name__ == "__main__":
         "--profile-nodes", metavar="DIR", help="cProfile each `pyra node` process into DIR/nodeN.prof"
     )
     parser.add_argument("--node-script", help="run each `pyra node` with this script instead of -m pyra_dist")
+    parser.add_argument(
+        "--latency-only",
+        action="store_true",
+        help="with --nodes-only: only the blocking client (no pipelined phase)",
+    )
     parser.add_argument("--node-output", action="store_true", help="print the end of each node's output")
     args = parser.parse_args()
     threshold = (100_000, 50, 1000) if args.tune_gc else None
@@ -556,4 +577,5 @@ if __name__ == "__main__":
         args.node_script,
         args.node_output,
         threshold,
+        args.latency_only,
     )

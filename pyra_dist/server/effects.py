@@ -140,7 +140,7 @@ class EffectInterpreter:
         mod_calls: Python callables a machine's ``ModCall`` may name, keyed by ``(module, function)``.
     """
 
-    __slots__ = ("_held", "_hooks", "_mod_calls", "_scheduled", "_timers", "_transport")
+    __slots__ = ("_held", "_hold_s", "_hooks", "_mod_calls", "_scheduled", "_timers", "_transport")
 
     def __init__(
         self,
@@ -148,8 +148,11 @@ class EffectInterpreter:
         timers: TimerService,
         hooks: ServerHooks,
         mod_calls: dict[tuple[object, object], Callable[..., object]] | None = None,
+        commit_only_aer_hold_s: float = 0.0,
     ) -> None:
         self._transport = transport
+        # How long a commit-only AER may wait for the next AER to that peer (0: one loop iteration).
+        self._hold_s = commit_only_aer_hold_s
         self._timers = timers
         self._hooks = hooks
         self._mod_calls = mod_calls if mod_calls is not None else {}
@@ -169,11 +172,12 @@ class EffectInterpreter:
         An AER that carries no entries and only tells a peer the new commit index (the leader sends
         one to every follower after each commit) is held past the end of the list: if the process
         has more mail, its next execution usually sends entries to that peer, and the two become
-        one AER. Otherwise it goes out one loop iteration later (``_flush_held``). With one client
-        doing back-to-back calls this halves the messages per command (each commit-only AER costs
-        the follower a wake-up and the leader a reply to handle, right when the next command
-        arrives); Raft allows any delay of a message, and nothing is held across a vote sync, a
-        stop, or another message to the same peer.
+        one AER. Otherwise it goes out one loop iteration later (``_flush_held``), or, when the
+        transport's messages are expensive (``PeerTransport.commit_only_aer_hold_s``, over Erlang
+        distribution), after that many seconds. With one client doing back-to-back calls this halves
+        the messages per command (each commit-only AER costs the follower a wake-up and the leader a
+        reply to handle, right when the next command arrives); Raft allows any delay of a message,
+        and nothing is held across a vote sync, a stop, or another message to the same peer.
 
         Raises:
             ServerStopped: a ``Stop`` effect ended the server (the process task catches it).
@@ -265,7 +269,10 @@ class EffectInterpreter:
             self._held[process] = aers
             if process not in self._scheduled:
                 self._scheduled.add(process)
-                asyncio.get_running_loop().call_soon(self._flush_held, process)
+                if self._hold_s > 0.0:
+                    asyncio.get_running_loop().call_later(self._hold_s, self._flush_held, process)
+                else:
+                    asyncio.get_running_loop().call_soon(self._flush_held, process)
         return len(effects)
 
     def _flush_held(self, process: ServerProcess) -> None:

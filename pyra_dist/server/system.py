@@ -302,7 +302,12 @@ class System:
             raise errors.SystemNotStarted("call `await System.start(...)` first")
         loop = asyncio.get_running_loop()
         self._timers = TimerService(LoopClock(loop))
-        self._interpreter = EffectInterpreter(self.transport, self._timers, self)
+        self._interpreter = EffectInterpreter(
+            self.transport,
+            self._timers,
+            self,
+            commit_only_aer_hold_s=self.transport.commit_only_aer_hold_s,
+        )
         # Meta syncs (votes) run here so that one server's fsync does not stall the others.
         # Blocking file work (vote syncs, server recovery, config writes) runs here so that one
         # server's fsync never stalls the loop; syncs of different files proceed in parallel.

@@ -111,7 +111,14 @@ class NodeOps(Protocol):
 
 
 class PeerTransport(Protocol):
-    """What the servers of one system need to talk to the rest of the world."""
+    """What the servers of one system need to talk to the rest of the world.
+
+    ``commit_only_aer_hold_s``: how long a leader may hold an AER that only carries a new commit
+    index, waiting for the next AER with entries to that peer to carry it instead (Raft allows any
+    delay; followers learn the commit index that much later). 0 means one loop iteration.
+    """
+
+    commit_only_aer_hold_s: float
 
     def send_peer(self, sender: ServerId, to: ServerId, rpc: PeerRpc, reply_to: From | None) -> None:
         """Send a peer record (raw cast, gen call, or the reply ``reply_to`` of a gen call)."""
@@ -228,6 +235,9 @@ class LocalTransport:
         "_watching",
         "node_down_delay_s",
     )
+
+    # In-process messages are cheap: a held commit-only AER waits one loop iteration only.
+    commit_only_aer_hold_s: float = 0.0
 
     def __init__(self, node: str, network: LocalNetwork) -> None:
         self._node = node

@@ -188,6 +188,30 @@ async def test_a_commit_only_aer_is_held_until_the_next_loop_iteration() -> None
     assert rec.calls == [reply, ("send", PEER1, aer(2, 0, 2), None)]
 
 
+async def test_with_a_hold_time_a_commit_only_aer_waits_for_the_next_aer_and_joins_it() -> None:
+    rec = Recorder()
+    process = Process()
+    interp = EffectInterpreter(rec, rec, rec, commit_only_aer_hold_s=60.0)  # type: ignore[arg-type]
+    await interp.execute(process, [SendRpc(PEER1, aer(2, 0, 2))])  # type: ignore[arg-type]
+    await asyncio.sleep(0.01)
+    assert rec.calls == []
+    await interp.execute(process, [AppendToLog((entry(3),)), SendRpc(PEER1, aer(2, 1, 2))])  # type: ignore[arg-type]
+    assert rec.calls == [("append", (3,)), ("send", PEER1, aer(2, 1, 2), None)]
+
+
+async def test_with_a_hold_time_a_commit_only_aer_goes_out_once_it_expires() -> None:
+    rec = Recorder()
+    interp = EffectInterpreter(rec, rec, rec, commit_only_aer_hold_s=0.02)  # type: ignore[arg-type]
+    await interp.execute(Process(), [SendRpc(PEER1, aer(2, 0, 2))])  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    assert rec.calls == []
+    for _ in range(500):
+        if rec.calls:
+            break
+        await asyncio.sleep(0.01)
+    assert rec.calls == [("send", PEER1, aer(2, 0, 2), None)]
+
+
 async def test_a_held_commit_only_aer_joins_the_next_aer_of_a_busy_process() -> None:
     rec = Recorder()
     process, interp = Process(), interpreter(rec)
