@@ -264,11 +264,10 @@ class DistTransport:
             proc.close(exception_reason(exc))
 
     def _inbound(self, proc: Process, server: ServerProcess, message: Term) -> None:
-        # Peer casts (AERs, their replies, heartbeats) use ``deliver_now``: a parked server handles
-        # them in this handler's stack, as the in-process transport does (server.md, "Handling at
-        # once"), instead of waking its task one loop iteration later. Both are on the critical path
-        # of every replicated command. Client requests keep the mailbox (a burst of commands is one
-        # ``CommandBatch``), and so do gen calls and DOWNs (rare; votes are synced by the task).
+        # Everything goes through the mailbox (``deliver``), peer casts included: handling AERs and
+        # their replies at once (``deliver_now``, as LocalTransport does) was measured over
+        # distribution and gained nothing for a blocking client, while pipelined followers lost the
+        # batching of the AERs that one socket read carries (more CPU per command; server.md).
         now = self._system.now_ms()
         if type(message) is not tuple or not message:
             raise RecordError("server message", message)
@@ -277,9 +276,7 @@ class DistTransport:
             body = message[1]
             if type(body) is tuple and len(body) == 2 and type(body[0]) is tuple:
                 # {FollowerId, #append_entries_reply{}} / {FollowerId, #heartbeat_reply{}} (§1.3)
-                server.deliver_now(
-                    PeerMessage(sender=server_id_from_term(body[0]), msg=rpc_from_term(body[1]))
-                )
+                server.deliver(PeerMessage(sender=server_id_from_term(body[0]), msg=rpc_from_term(body[1])))
                 return
             if type(body) is tuple and body and body[0] == COMMAND:
                 server.deliver(parse_cast(body, now_ms=now))
@@ -288,7 +285,7 @@ class DistTransport:
                 server.deliver(parse_cast(body, now_ms=now))
                 return
             rpc = aer_from_term(body) if _is_aer(body) else rpc_from_term(body)
-            server.deliver_now(PeerMessage(sender=_sender_of(rpc, server.server_id), msg=rpc))
+            server.deliver(PeerMessage(sender=_sender_of(rpc, server.server_id), msg=rpc))
             return
         if tag == GEN_CALL and len(message) == 3:
             from_, request = message[1], message[2]
