@@ -284,7 +284,11 @@ async def _node(name: str, cookie: str, data_dir: Path, visible: bool, out: Text
             out.flush()
             await stop.wait()
             edge.close()
-    out.write("stopped\n")
+    try:
+        out.write("stopped\n")
+        out.flush()
+    except BrokenPipeError:
+        pass  # whoever read our output has gone; the node stopped all the same
     return 0
 
 

@@ -182,10 +182,21 @@ class Node:
         # Hand the TaskGroup only a cancellation (it needs it to uncancel correctly); any
         # other exception of the body propagates as itself, not wrapped in an ExceptionGroup.
         tg, self._tg = self._tg, None
-        if exc_type is not None and issubclass(exc_type, asyncio.CancelledError):
+        if exc_type is None:
+            await tg.__aexit__(None, None, None)
+        elif issubclass(exc_type, asyncio.CancelledError):
             await tg.__aexit__(exc_type, exc, tb)
         else:
-            await tg.__aexit__(None, None, None)
+            # The body failed: the TaskGroup cancels every task still attached to the node (user
+            # tasks such as a beat loop included; waiting for them would hang the exit) and wraps
+            # the body's exception in a group. When that exception is the only one, return so that
+            # `async with` re-raises it as itself.
+            try:
+                await tg.__aexit__(exc_type, exc, tb)
+            except BaseExceptionGroup as group:
+                others = [e for e in group.exceptions if e is not exc]
+                if others:
+                    raise BaseExceptionGroup(group.message, others) from exc
 
     async def _start_services(self) -> None:
         from erl_interop.node.net_kernel import start_net_kernel

@@ -235,6 +235,9 @@ class System:
         self._interpreter: EffectInterpreter | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._tick_handle: asyncio.TimerHandle | None = None
+        # Data deletions of servers that applied a cluster deletion: close() waits for them, as
+        # they need the executor and the storage it shuts down.
+        self._deletions: set[asyncio.Task[None]] = set()
         self._tick_s = 1.0
         self._rng = random.Random()
         self._closed = False
@@ -333,6 +336,8 @@ class System:
         self._closed = True
         for name in list(self._processes):
             await self.stop_server(name)
+        if self._deletions:
+            await asyncio.gather(*self._deletions, return_exceptions=True)
         self.network.leave(self)
         self.local.close()
         if self._tick_handle is not None:
@@ -542,7 +547,9 @@ class System:
             storage.close()
         self.transport.server_down(process.server_id, reason)
         if delete_data and self._tg is not None and not self._closed:
-            self._tg.create_task(self.force_delete_server(name), name=f"ra-delete-{process.server_id}")
+            task = self._tg.create_task(self.force_delete_server(name), name=f"ra-delete-{process.server_id}")
+            self._deletions.add(task)
+            task.add_done_callback(self._deletions.discard)
 
     # -- the node-level tick -----------------------------------------------------------------------
 

@@ -76,9 +76,8 @@ async def test_a_python_process_runs_a_mixed_cluster_through_the_ra_api(tmp_path
 
                 await ra.transfer_leadership(system, leader, ids[0] if leader == ids[1] else ids[1])
                 await ra.delete_cluster(system, ids, timeout=10)
-                # The Python member applies the deletion and stops. (The Erlang leader then waits
-                # for a final append_entries_reply that Ra followers send as they terminate: a core
-                # gap noted in docs/internals/erlang-edge.md, so it is not awaited here.)
+                # The Python member applies the deletion, casts its last append_entries_reply to
+                # the Erlang leader (as Ra 2.2.0 followers do) and stops once its log is written.
                 with pytest.raises(NoProc):
                     for _ in range(100):
                         await ra.ping(system, ids[1], timeout=1)
