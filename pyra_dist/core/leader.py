@@ -486,6 +486,12 @@ class LeaderRole(ReplicationMixin):
                 parked, self.parked = self.parked, []
                 for call in parked:
                     self.leader_handle(call.event, effects)
+            case TimerFired(key=TimerKind.ELECTION):
+                # Ra 2.2.0's await_condition starts a pre-vote on an election timeout (armed when
+                # the target's failed campaign reached us): the transfer failed, campaign again
+                # rather than park every call until the await_condition timeout.
+                self.become_follower(effects)
+                self.follower_handle(event, effects)
             case PeerMessage(sender=sender, msg=AppendEntriesReply() | InstallSnapshotResult() as msg):
                 if isinstance(msg, AppendEntriesReply):
                     self.on_aer_reply(sender, msg, effects)
