@@ -593,13 +593,15 @@ class System:
         servers: dict[str, object] = {}
         for name, process in sorted(self._processes.items()):
             core = process.core
+            core_overview: dict[str, Any] = getattr(core, "overview", dict)()
             servers[name] = {
                 "uid": process.uid,
                 "cluster_name": process.cluster_name,
                 "state": process.role.value,
-                "leader": process.leader_id,
+                # The core's view: a follower learns its leader from AERs without a role change.
+                "leader": core_overview.get("leader_id", process.leader_id),
                 "members": process.members,
-                "overview": getattr(core, "overview", dict)(),
+                "overview": core_overview,
             }
         return {
             "node": self.node,
