@@ -70,7 +70,7 @@ async def main(clusters: int, seconds: float) -> None:
         finally:
             for system in reversed(systems):
                 await system.__aexit__(None, None, None)
-    print(f"idle: clusters={clusters} rss_mb={rss:.0f} cpu_pct={cpu:.1f}")
+    print(f"idle: clusters={clusters} nodes={len(NODES)} rss_mb={rss:.0f} cpu_pct={cpu:.1f}")
 
 
 if __name__ == "__main__":
