@@ -39,24 +39,12 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
+from throughput import NODES, BenchMachine  # bench/ is the script's directory: one workload, one home
+
 from pyra_dist import ra
-from pyra_dist.core.machine import ApplyMeta, ApplyResult, Machine, MachineConfig
 from pyra_dist.log.config import SystemConfig
 from pyra_dist.server import LocalNetwork, System
 from pyra_dist.types import ServerId
-
-NODES = ("b1@localhost", "b2@localhost", "b3@localhost")
-
-
-class BenchMachine(Machine):
-    """ra_bench's machine in spirit: count the commands, keep nothing else."""
-
-    def init(self, config: MachineConfig) -> object:
-        return 0
-
-    def apply(self, meta: ApplyMeta, command: object, state: object) -> ApplyResult:
-        assert isinstance(state, int)
-        return state + 1, "ok"
 
 
 class Tracer:
